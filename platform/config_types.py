@@ -1,0 +1,173 @@
+"""Typed configuration: the dataclasses every Hydra config becomes. Validation lives here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from platform.errors import ConfigError
+
+LAYOUTS = ("lidc_crops", "lidc_dicom", "isic2018", "cvc_clinicdb", "folder_pairs", "synthetic")
+MODEL_KINDS = ("medseglatdiff", "unet", "pixel_diffusion")
+CONDITIONING = ("concat", "cfg")
+PREDICTIONS = ("epsilon", "v_prediction")
+
+
+def _check(ok: bool, key: str, message: str) -> None:
+    if not ok:
+        raise ConfigError(f"{key}: {message}")
+
+
+@dataclass
+class DataConfig:
+    """One dataset: where it lives, how it is laid out, how it is prepared and split."""
+
+    name: str = "synthetic"
+    layout: str = "synthetic"
+    root: str = ""
+    image_size: int = 128
+    channels: int = 1
+    annotators: int = 1
+    val_fraction: float = 0.15
+    test_fraction: float = 0.15
+    seed: int = 0
+    wce_weight: float = 5.0  # the paper's foreground weight for this kind of target
+    synthetic_count: int = 64
+
+    def __post_init__(self) -> None:
+        _check(self.layout in LAYOUTS, "data.layout", f"'{self.layout}' is not one of {LAYOUTS}")
+        _check(
+            self.image_size >= 16 and self.image_size % 8 == 0,
+            "data.image_size",
+            f"{self.image_size} must be a multiple of 8 and at least 16",
+        )
+        _check(self.channels in (1, 3), "data.channels", f"{self.channels} must be 1 or 3")
+        _check(self.annotators >= 1, "data.annotators", f"{self.annotators} must be ≥ 1")
+        for key, value in (("val_fraction", self.val_fraction), ("test_fraction", self.test_fraction)):
+            _check(0.0 <= value < 1.0, f"data.{key}", f"{value} must be in [0, 1)")
+        _check(
+            self.val_fraction + self.test_fraction < 1.0,
+            "data.val_fraction",
+            "val_fraction + test_fraction must leave a training split",
+        )
+        _check(self.wce_weight > 0, "data.wce_weight", f"{self.wce_weight} must be > 0")
+        _check(self.layout == "synthetic" or bool(self.root), "data.root", "is required for this layout")
+
+
+@dataclass
+class ModelConfig:
+    """The model and the study's axes: latent size, WCE weight, conditioning mode."""
+
+    kind: str = "medseglatdiff"
+    latent_factor: int = 4
+    latent_channels: int = 4
+    ae_width: int = 16  # autoencoder channels: [w, 2w, 2w, ...], one level per halving
+    kl_weight: float = 1e-6
+    wce_weight: float | None = None  # None: the dataset's paper default (data.wce_weight)
+    adaptive_wce: bool = False  # w = background/foreground pixel ratio of the training set
+    adaptive_wce_max: float = 100.0
+    dice_weight: float = 1.0
+    cond_channels: int = 16
+    encoder_channels: list[int] = field(default_factory=lambda: [16, 32, 32])
+    denoiser_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
+    attention_levels: list[bool] = field(default_factory=lambda: [False, False, True])
+    norm_num_groups: int = 8
+    conditioning: str = "concat"
+    p_uncond: float = 0.1
+    guidance_scale: float | None = None  # only with conditioning=cfg; None there means 2.0
+    prediction: str = "epsilon"
+    train_timesteps: int = 1000
+    schedule: str = "scaled_linear_beta"
+    ema_decay: float = 0.999
+
+    def __post_init__(self) -> None:
+        _check(self.kind in MODEL_KINDS, "model.kind", f"'{self.kind}' is not one of {MODEL_KINDS}")
+        _check(self.latent_factor in (2, 4, 8), "model.latent_factor", f"{self.latent_factor} is not one of (2, 4, 8)")
+        _check(self.latent_channels >= 1, "model.latent_channels", f"{self.latent_channels} must be ≥ 1")
+        _check(
+            self.conditioning in CONDITIONING,
+            "model.conditioning",
+            f"'{self.conditioning}' is not one of {CONDITIONING}",
+        )
+        _check(
+            self.guidance_scale is None or self.conditioning == "cfg",
+            "model.guidance_scale",
+            "is only used with model.conditioning=cfg (concatenation has no guidance)",
+        )
+        _check(0.0 <= self.p_uncond < 1.0, "model.p_uncond", f"{self.p_uncond} must be in [0, 1)")
+        _check(self.prediction in PREDICTIONS, "model.prediction", f"'{self.prediction}' is not one of {PREDICTIONS}")
+        _check(
+            len(self.denoiser_channels) == len(self.attention_levels),
+            "model.attention_levels",
+            "needs one entry per denoiser_channels level",
+        )
+        for key, chans in (("denoiser_channels", self.denoiser_channels), ("ae_width", self.ae_channels)):
+            _check(
+                all(c % self.norm_num_groups == 0 for c in chans),
+                f"model.{key}",
+                f"{chans}: every entry must be a multiple of norm_num_groups={self.norm_num_groups}",
+            )
+        _check(self.wce_weight is None or self.wce_weight > 0, "model.wce_weight", f"{self.wce_weight} must be > 0")
+        _check(0.0 < self.ema_decay < 1.0, "model.ema_decay", f"{self.ema_decay} must be in (0, 1)")
+
+    @property
+    def ae_channels(self) -> list[int]:
+        """Autoencoder channels per level; log2(latent_factor) halvings."""
+        levels = self.latent_factor.bit_length()
+        return [self.ae_width] + [2 * self.ae_width] * (levels - 1)
+
+    @property
+    def effective_guidance_scale(self) -> float:
+        return 2.0 if self.guidance_scale is None else self.guidance_scale
+
+
+@dataclass
+class TrainConfig:
+    """Budget, optimisation and evaluation settings of one training run."""
+
+    seed: int = 0
+    device: str = "auto"  # auto: CUDA when present, else CPU
+    threads: int = 2
+    batch_size: int = 16
+    lr: float = 2e-3
+    ae_steps: int = 300
+    diffusion_steps: int = 600
+    log_every: int = 25
+    eval_samples: int = 8
+    ddim_steps: int = 20
+    eval_images: int = 64
+    stage: str = "all"  # all | autoencoder | diffusion
+    prepared_dir: str = "prepared"
+    runs_dir: str = "runs"
+    run_name: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.device in ("auto", "cpu", "cuda"), "train.device", f"'{self.device}' is not auto, cpu or cuda")
+        _check(
+            self.stage in ("all", "autoencoder", "diffusion"),
+            "train.stage",
+            f"'{self.stage}' is not all, autoencoder or diffusion",
+        )
+        for key in ("threads", "batch_size", "eval_samples", "ddim_steps", "log_every"):
+            _check(getattr(self, key) >= 1, f"train.{key}", f"{getattr(self, key)} must be ≥ 1")
+        for key in ("ae_steps", "diffusion_steps", "eval_images"):
+            _check(getattr(self, key) >= 0, f"train.{key}", f"{getattr(self, key)} must be ≥ 0")
+        _check(self.lr > 0, "train.lr", f"{self.lr} must be > 0")
+
+
+@dataclass
+class Config:
+    """Everything one run needs, composed from platform/conf/ by platform.config."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        size, f = self.data.image_size, self.model.latent_factor
+        if self.model.kind != "medseglatdiff":
+            return
+        _check(
+            size % f == 0 and (size // f) % 4 == 0,
+            "model.latent_factor",
+            f"{f} gives a latent of {size / f:g} px for data.image_size={size}; "
+            "the latent side must be a whole multiple of 4",
+        )

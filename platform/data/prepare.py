@@ -1,0 +1,173 @@
+"""The DVC `prepare` stage: one dataset in its official layout → `prepared/<name>/`.
+
+Output, written to a temporary folder and renamed into place (never half-written):
+  manifest.parquet            one row per image: id, group, split, source, sizes, annotators, fg
+  <split>/images.npy          N×C×S×S float32, normalised with the training split's statistics
+  <split>/masks.npy           N×A×S×S uint8 (0/1), one mask per annotator
+  stats.json                  channel mean/std, counts and the data config used
+Usage: python -m platform.data.prepare DATASET [--params params.yaml] [--out prepared]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+from platform.config import load_config
+from platform.config_types import DataConfig
+from platform.data.readers import list_samples
+from platform.data.sample import SampleRef
+from platform.data.splits import SPLITS, split_groups
+from platform.errors import UsageError
+
+import numpy as np
+import polars as pl
+import yaml
+from PIL import Image
+
+
+def prepare_dataset(config: DataConfig, out_dir: Path, base: Path = Path(".")) -> pl.DataFrame:
+    """Read, resize, split and normalise one dataset into `out_dir` (replaced atomically).
+
+    Returns the manifest. Raises DatasetError naming the file for any bad input."""
+    refs = list_samples(config, base)
+    assignment = split_groups([r.group for r in refs], config.val_fraction, config.test_fraction, config.seed)
+    rows, images, masks = [], {s: [] for s in SPLITS}, {s: [] for s in SPLITS}  # type: ignore[var-annotated]
+    for ref in refs:
+        image, mask, row = _resize_sample(ref, config)
+        split = assignment[ref.group]
+        rows.append({**row, "split": split, "index": len(images[split])})
+        images[split].append(image)
+        masks[split].append(mask)
+    manifest = pl.DataFrame(rows).select(
+        "id",
+        "group",
+        "split",
+        "index",
+        "source",
+        "orig_height",
+        "orig_width",
+        "height",
+        "width",
+        "annotators",
+        "annotators_marking",
+        "foreground_fraction",
+    )
+    mean, std = _channel_stats(images["train"] or images["val"] or images["test"])
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; the prepared data is for every worker
+    try:
+        for split in SPLITS:
+            (tmp / split).mkdir()
+            shape = (0, config.channels, config.image_size, config.image_size)
+            stack = np.stack(images[split]) if images[split] else np.zeros(shape, np.uint8)
+            normalised = ((stack.astype(np.float32) / 255.0) - mean[:, None, None]) / std[:, None, None]
+            np.save(tmp / split / "images.npy", normalised.astype(np.float32))
+            mshape = (0, config.annotators, config.image_size, config.image_size)
+            np.save(tmp / split / "masks.npy", np.stack(masks[split]) if masks[split] else np.zeros(mshape, np.uint8))
+        manifest.write_parquet(tmp / "manifest.parquet")
+        stats = {
+            "mean": mean.tolist(),
+            "std": std.tolist(),
+            "config": asdict(config),
+            "counts": {s: len(images[s]) for s in SPLITS},
+        }
+        (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
+        _replace_dir(tmp, out_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return manifest
+
+
+def _resize_sample(ref: SampleRef, config: DataConfig) -> tuple[np.ndarray, np.ndarray, dict]:
+    image, masks = ref.load()
+    size = config.image_size
+    channels = image.shape[-1]
+    if channels != config.channels:  # grey ↔ RGB: repeat or average, never fail on it
+        image = np.repeat(image, 3, -1) if channels == 1 else image.mean(-1, keepdims=True).astype(np.uint8)
+    resized = np.stack([_resize(image[..., c], size, Image.Resampling.BILINEAR) for c in range(config.channels)])
+    # Area-averaged mask then threshold: a 1-pixel structure does not vanish as with nearest.
+    soft = np.stack([_resize((m * 255).astype(np.uint8), size, Image.Resampling.BOX) for m in masks])
+    binary = (soft >= 128).astype(np.uint8)
+    padded = np.zeros((config.annotators, size, size), np.uint8)
+    padded[: min(len(binary), config.annotators)] = binary[: config.annotators]
+    row = {
+        "id": ref.id,
+        "group": ref.group,
+        "source": ref.source,
+        "orig_height": image.shape[0],
+        "orig_width": image.shape[1],
+        "height": size,
+        "width": size,
+        "annotators": config.annotators,
+        "annotators_marking": int(padded.any(axis=(1, 2)).sum()),
+        "foreground_fraction": float(padded.mean()),
+    }
+    return resized, padded, row
+
+
+def _resize(channel: np.ndarray, size: int, method: Image.Resampling) -> np.ndarray:
+    return np.asarray(Image.fromarray(channel).resize((size, size), method))
+
+
+def _channel_stats(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    if not images:
+        return np.zeros(1, np.float32), np.ones(1, np.float32)
+    stack = np.stack(images).astype(np.float64) / 255.0
+    mean, std = stack.mean(axis=(0, 2, 3)), stack.std(axis=(0, 2, 3))
+    return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    """Swap `new` into `target` with renames only, so readers see the old or the new folder."""
+    old = target.with_name(f".{target.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if target.exists():
+        os.replace(target, old)
+    os.replace(new, target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_params(path: Path) -> dict:
+    """The `prepare:` section of params.yaml (the DVC-facing overrides)."""
+    if not path.is_file():
+        raise UsageError(f"{path}: params file not found")
+    params = yaml.safe_load(path.read_text()) or {}
+    section = params.get("prepare", {})
+    if not isinstance(section, dict):
+        raise UsageError(f"{path}: 'prepare' must be a mapping")
+    return section
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m platform.data.prepare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("dataset", help="a config name under platform/conf/data (lidc, ph2, isic, cvc, synthetic)")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
+    parser.add_argument("--out", type=Path, default=Path("prepared"))
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. data.image_size=64")
+    args = parser.parse_intermixed_args(argv)
+    try:
+        params = load_params(args.params) if args.params.exists() else {}
+        overrides = [f"data={args.dataset}"] + [f"data.{k}={v}" for k, v in params.items()] + args.overrides
+        config = load_config(overrides).data
+        manifest = prepare_dataset(config, args.out / config.name)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    counts = manifest.group_by("split").len().sort("split").rows()
+    print(f"prepared {config.name}: {manifest.height} images → {args.out / config.name} {dict(counts)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

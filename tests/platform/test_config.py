@@ -1,0 +1,41 @@
+from platform.config import config_to_yaml, load_config
+from platform.errors import ConfigError
+
+import pytest
+
+
+def test_default_config_composes_to_typed_dataclasses():
+    config = load_config()
+    assert config.data.name == "lidc" and config.data.annotators == 4 and config.data.wce_weight == 50.0
+    assert config.model.kind == "medseglatdiff" and config.model.ae_channels == [16, 32, 32]
+    assert "latent_factor: 4" in config_to_yaml(config)
+
+
+def test_group_and_key_overrides():
+    config = load_config(["data=ph2", "model.latent_factor=8", "model.conditioning=cfg", "model.guidance_scale=3"])
+    assert config.data.channels == 3 and config.model.ae_channels == [16, 32, 32, 32]
+    assert config.model.effective_guidance_scale == 3.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "names"),
+    [
+        (["data.foo=1"], "data.foo"),
+        (["+data.foo=1"], "data.foo"),
+        (["+nonsense=1"], "nonsense"),
+        (["data.image_size=abc"], "data.image_size"),
+        (["data=nope"], "data/nope"),
+        (["data.layout=tiff_stack"], "data.layout"),
+        (["data.val_fraction=0.6", "data.test_fraction=0.5"], "data.val_fraction"),
+        (["model.conditioning=crossattn"], "model.conditioning"),
+        (["model.guidance_scale=2"], "model.guidance_scale"),
+        (["model.latent_factor=3"], "model.latent_factor"),
+        (["data.image_size=48", "model.latent_factor=8"], "model.latent_factor"),
+        (["model.ae_width=12"], "model.ae_width"),
+        (["train.batch_size=0"], "train.batch_size"),
+        (["train.device=tpu"], "train.device"),
+    ],
+)
+def test_bad_config_names_the_key(overrides, names):
+    with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
+        load_config(overrides)
