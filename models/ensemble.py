@@ -1,0 +1,36 @@
+"""What every segmenter returns for an image batch: N sampled masks and their summaries."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class Ensemble:
+    """N samples for B images of H×W pixels.
+
+    probs: N×B×1×H×W decoder soft outputs in [0, 1]; masks: the same thresholded at 0.5.
+    mean (the confidence map), variance and entropy (uncertainty maps): B×1×H×W."""
+
+    probs: torch.Tensor
+
+    @property
+    def masks(self) -> torch.Tensor:
+        return self.probs >= 0.5
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.probs.mean(0)
+
+    @property
+    def variance(self) -> torch.Tensor:
+        """Per-pixel variance of the sampled binary masks (how much the samples disagree)."""
+        return self.masks.float().var(0, unbiased=False)
+
+    @property
+    def entropy(self) -> torch.Tensor:
+        """Predictive entropy of the confidence map, in bits."""
+        p = self.mean.clamp(1e-6, 1 - 1e-6)
+        return -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))

@@ -1,0 +1,42 @@
+"""The one factory: a typed `Config` → ready-built model parts. Every constructor call is here."""
+
+from __future__ import annotations
+
+from platform.config_types import Config
+
+from torch import nn
+
+from models.autoencoder import MaskAutoencoder, PixelMaskCodec
+from models.denoiser import ConcatDenoiser, ImageEncoder
+from models.diffusion import make_schedulers
+from models.medseglatdiff import MedSegLatDiff
+from models.unet import UNetSegmenter
+
+
+def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
+    """MedSegLatDiff, the pixel-space diffusion baseline or the UNet baseline, per `model.kind`."""
+    m, d = config.model, config.data
+    if m.kind == "unet":
+        return UNetSegmenter(d.channels, m.encoder_channels)
+    codec: nn.Module
+    if m.kind == "medseglatdiff":
+        codec = MaskAutoencoder(m.ae_channels, m.latent_channels, m.norm_num_groups)
+    else:
+        codec = PixelMaskCodec()
+    encoder = ImageEncoder(d.channels, m.encoder_channels, m.cond_channels, codec.factor, m.norm_num_groups)
+    denoiser = ConcatDenoiser(
+        codec.latent_channels, m.cond_channels, m.denoiser_channels, m.attention_levels, m.norm_num_groups
+    )
+    train_scheduler, sample_scheduler = make_schedulers(m.train_timesteps, m.schedule, m.prediction)
+    cfg = m.conditioning == "cfg"
+    return MedSegLatDiff(
+        codec,
+        encoder,
+        denoiser,
+        train_scheduler,
+        sample_scheduler,
+        latent_scale,
+        p_uncond=m.p_uncond if cfg else 0.0,
+        guidance_scale=m.effective_guidance_scale if cfg else None,
+        ema_decay=m.ema_decay,
+    )

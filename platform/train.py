@@ -1,0 +1,139 @@
+"""Train one model: `python -m platform.train data=<dataset> model=<medseglatdiff|unet|pixel_diffusion> ...`
+
+Any Hydra override of platform/conf/ works (e.g. `model.conditioning=cfg model.guidance_scale=3
+train.diffusion_steps=2000`). The run folder `runs/<name>/` gets config.yaml, metrics.parquet
+(one row per logged step), checkpoint.pt (atomic; resumed when the same run is started again) and
+summary.json with a quick validation score. `train.stage=autoencoder|diffusion` runs one stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from platform.config import config_to_yaml, load_config
+from platform.config_types import Config
+from platform.data.loader import PreparedSplit
+from platform.errors import UsageError
+from platform.metrics import dice, iou, majority_vote
+from platform.training import choose_device, fit
+
+import numpy as np
+import polars as pl
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+def default_run_name(config: Config) -> str:
+    m = config.model
+    parts = [config.data.name, m.kind]
+    if m.kind == "medseglatdiff":
+        parts += [f"f{m.latent_factor}c{m.latent_channels}"]
+    if m.kind != "unet":
+        parts += [m.conditioning]
+    return "-".join(parts + [f"seed{config.train.seed}"])
+
+
+@torch.no_grad()
+def quick_validation(model: torch.nn.Module, val: PreparedSplit, config: Config) -> dict[str, float]:
+    """Dice/IoU of the ensemble-mean mask against the majority vote on the first `eval_images`."""
+    t = config.train
+    count = min(len(val), t.eval_images)
+    device = next(model.parameters()).device
+    generator = torch.Generator(device=device).manual_seed(t.seed)
+    dices, ious = [], []
+    for start in range(0, count, 16):
+        images = torch.from_numpy(np.array(val.images[start : min(start + 16, count)])).to(device)
+        truth = majority_vote(torch.from_numpy(np.array(val.masks[start : start + len(images)])))
+        ensemble = model.sample(images, t.eval_samples, t.ddim_steps, generator)  # type: ignore[operator]
+        prediction = (ensemble.mean >= 0.5).cpu()
+        dices.append(dice(prediction, truth))
+        ious.append(iou(prediction, truth))
+    return {"val_dice": float(torch.cat(dices).mean()), "val_iou": float(torch.cat(ious).mean()), "val_images": count}
+
+
+def run(config: Config, console: Console) -> dict:
+    t = config.train
+    torch.set_num_threads(t.threads)
+    dataset_dir = Path(t.prepared_dir) / config.data.name
+    train, val = PreparedSplit.open(dataset_dir, "train"), PreparedSplit.open(dataset_dir, "val")
+    if train.images.shape[-1] != config.data.image_size or train.images.shape[1] != config.data.channels:
+        raise UsageError(
+            f"data.image_size: {dataset_dir} was prepared at {train.images.shape[-1]} px with "
+            f"{train.images.shape[1]} channels; config asks {config.data.image_size} px, "
+            f"{config.data.channels} channels (re-run prepare)"
+        )
+    run_dir = Path(t.runs_dir) / (t.run_name or default_run_name(config))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(config_to_yaml(config))
+    console.print(
+        f"run folder [bold]{run_dir}[/] · device {choose_device(t.device)} · {t.threads} threads · "
+        f"train {len(train)} / val {len(val)} images"
+    )
+    tic = time.perf_counter()
+    columns = [
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("{task.fields[ips]:.1f} img/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    ]
+    with Progress(*columns, console=console, transient=False) as bar:
+        tasks: dict[str, int] = {}
+
+        def on_step(stage: str, step: int, total: int, loss: float, ips: float) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total, loss=float("nan"), ips=0.0)
+            bar.update(tasks[stage], completed=step, loss=loss, ips=ips)
+
+        model = fit(config, train, run_dir, on_step)
+    from platform.checkpoint import load_checkpoint  # metrics live in the checkpoint's state
+
+    state = load_checkpoint(run_dir / "checkpoint.pt")["state"]
+    if state["metrics"]:
+        _write_parquet(pl.DataFrame(state["metrics"]), run_dir / "metrics.parquet")
+    summary = {
+        "run_dir": str(run_dir),
+        "train_seconds": time.perf_counter() - tic,
+        "wce_weight": state["wce_weight"],
+        "latent_scale": state["latent_scale"],
+        **quick_validation(model, val, config),
+    }
+    tmp = run_dir / ".summary.json.tmp"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, run_dir / "summary.json")
+    return summary
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m platform.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=ph2 model=unet train.ae_steps=100")
+    args = parser.parse_args(argv)
+    console = Console()
+    try:
+        summary = run(load_config(args.overrides), console)
+    except UsageError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    console.print(
+        f"val Dice {summary['val_dice']:.3f} · IoU {summary['val_iou']:.3f} "
+        f"({summary['val_images']} images) · {summary['train_seconds']:.0f} s · {summary['run_dir']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""The training command end to end on a tiny synthetic set: run folder, resume, checkpoint round trip."""
+
+import subprocess
+import sys
+from platform.build import build_model
+from platform.checkpoint import load_checkpoint, save_checkpoint
+from platform.config import load_config
+from platform.data.loader import PreparedSplit
+from platform.data.prepare import prepare_dataset
+from platform.errors import UsageError
+from platform.train import run
+from platform.training import fit
+
+import polars as pl
+import pytest
+import torch
+
+from tests.conftest import REPO
+
+TINY = [
+    "data=synthetic",
+    "data.image_size=32",
+    "data.synthetic_count=16",
+    "train.batch_size=4",
+    "train.ae_steps=4",
+    "train.diffusion_steps=4",
+    "train.log_every=2",
+    "train.eval_images=4",
+    "train.eval_samples=2",
+    "train.ddim_steps=2",
+    "model.denoiser_channels=[16,32]",
+    "model.attention_levels=[false,true]",
+]
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    def make(*extra):
+        config = load_config(
+            [*TINY, f"train.prepared_dir={tmp_path}/prepared", f"train.runs_dir={tmp_path}/runs", *extra]
+        )
+        if not (tmp_path / "prepared" / "synthetic").exists():
+            prepare_dataset(config.data, tmp_path / "prepared" / "synthetic")
+        return config
+
+    return make
+
+
+@pytest.mark.parametrize("kind", ["medseglatdiff", "pixel_diffusion", "unet"])
+def test_run_writes_config_metrics_checkpoint_and_summary(tiny, kind):
+    from rich.console import Console
+
+    config = tiny(f"model={kind}")
+    summary = run(config, Console(quiet=True))
+    run_dir = config.train.runs_dir + "/" + summary["run_dir"].split("/")[-1]
+    metrics = pl.read_parquet(f"{run_dir}/metrics.parquet")
+    assert (
+        set(metrics["stage"])
+        == {"medseglatdiff": {"autoencoder", "diffusion"}, "pixel_diffusion": {"diffusion"}, "unet": {"segmenter"}}[
+            kind
+        ]
+    )
+    assert metrics["loss"].is_finite().all() and (metrics["images_per_s"] > 0).all()
+    assert 0.0 <= summary["val_dice"] <= 1.0 and summary["val_images"] > 0
+    assert "kind: " + kind in open(f"{run_dir}/config.yaml").read()
+
+
+def test_checkpoint_round_trip_and_resume_skips_done_stages(tiny, tmp_path):
+    config = tiny()
+    train = PreparedSplit.open(tmp_path / "prepared" / "synthetic", "train")
+    model = fit(config, train, tmp_path / "run")
+    payload = load_checkpoint(tmp_path / "run" / "checkpoint.pt")
+    assert payload["state"]["stages_done"] == ["autoencoder", "diffusion"]
+    assert payload["state"]["latent_scale"] > 0 and payload["state"]["wce_weight"] == 5.0
+    rebuilt = build_model(config, payload["state"]["latent_scale"])
+    rebuilt.load_state_dict(payload["model"])
+    for (name, a), b in zip(model.state_dict().items(), rebuilt.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    before = (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns
+    fit(config, train, tmp_path / "run")  # everything done: nothing retrained, nothing rewritten
+    assert (tmp_path / "run" / "checkpoint.pt").stat().st_mtime_ns == before
+
+
+def test_truncated_checkpoint_is_a_clear_error(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", {"model": {"w": torch.ones(3)}})
+    data = (tmp_path / "c.pt").read_bytes()
+    (tmp_path / "c.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UsageError, match=r"c\.pt: unreadable checkpoint"):
+        load_checkpoint(tmp_path / "c.pt")
+
+
+def test_train_command_rejects_impossible_config_with_status_2():
+    result = subprocess.run(
+        [sys.executable, "-m", "platform.train", "model.guidance_scale=3"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2 and "model.guidance_scale" in result.stdout + result.stderr
