@@ -35,6 +35,23 @@ def load_config(overrides: Sequence[str] = ()) -> Config:
     return config
 
 
+def load_run_config(path: Path, overrides: Sequence[str] = ()) -> Config:
+    """The resolved config saved in a run folder (`config.yaml`), with dotted `overrides` applied.
+
+    Raises ConfigError naming the file or key."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: run config not found (is this a run folder?)")
+    try:
+        saved = OmegaConf.merge(
+            OmegaConf.structured(Config), OmegaConf.load(path), OmegaConf.from_dotlist(list(overrides))
+        )
+        config = OmegaConf.to_object(saved)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"{path}: {_one_line(exc)}") from None
+    assert isinstance(config, Config)
+    return config
+
+
 def config_to_yaml(config: Config) -> str:
     """The resolved config as YAML, as saved in every run folder."""
     return OmegaConf.to_yaml(OmegaConf.structured(config))

@@ -177,3 +177,17 @@ def _save(run_dir: Path, model: nn.Module, state: RunState, optimizer: torch.opt
     if optimizer is not None:
         payload["optimizer"] = optimizer.state_dict()
     save_checkpoint(run_dir / CHECKPOINT, payload)
+
+
+def load_trained(run_dir: Path, config: Config) -> tuple[nn.Module, dict]:
+    """The model of a finished run folder (eval mode, CPU) and its saved run state."""
+    payload = load_checkpoint(run_dir / CHECKPOINT)
+    state = payload["state"]
+    model = build_model(config, state["latent_scale"])
+    try:
+        model.load_state_dict(payload["model"])
+    except RuntimeError as exc:
+        raise UsageError(
+            f"{run_dir / CHECKPOINT}: does not match {run_dir / 'config.yaml'} ({str(exc)[:200]})"
+        ) from None
+    return model.eval(), state

@@ -4,9 +4,7 @@ import subprocess
 import sys
 from platform.build import build_model
 from platform.checkpoint import load_checkpoint, save_checkpoint
-from platform.config import load_config
 from platform.data.loader import PreparedSplit
-from platform.data.prepare import prepare_dataset
 from platform.errors import UsageError
 from platform.train import run
 from platform.training import fit
@@ -16,34 +14,6 @@ import pytest
 import torch
 
 from tests.conftest import REPO
-
-TINY = [
-    "data=synthetic",
-    "data.image_size=32",
-    "data.synthetic_count=16",
-    "train.batch_size=4",
-    "train.ae_steps=4",
-    "train.diffusion_steps=4",
-    "train.log_every=2",
-    "train.eval_images=4",
-    "train.eval_samples=2",
-    "train.ddim_steps=2",
-    "model.denoiser_channels=[16,32]",
-    "model.attention_levels=[false,true]",
-]
-
-
-@pytest.fixture
-def tiny(tmp_path):
-    def make(*extra):
-        config = load_config(
-            [*TINY, f"train.prepared_dir={tmp_path}/prepared", f"train.runs_dir={tmp_path}/runs", *extra]
-        )
-        if not (tmp_path / "prepared" / "synthetic").exists():
-            prepare_dataset(config.data, tmp_path / "prepared" / "synthetic")
-        return config
-
-    return make
 
 
 @pytest.mark.parametrize("kind", ["medseglatdiff", "pixel_diffusion", "unet"])

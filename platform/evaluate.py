@@ -1,0 +1,216 @@
+"""Evaluate a trained run's sample ensembles, or compare two evaluated runs.
+
+  python -m platform.evaluate run=runs/<name> [split=val|test] [samples=16] [steps=20]
+                                  [images=N] [radius=8] [bins=10] [batch=8] [seed=0] [data.<key>=...]
+  python -m platform.evaluate compare runs/<a> runs/<b> [split=test] [cluster=group]
+
+`run` writes <run>/eval-<split>/: images.parquet (one row per image, config values as columns),
+summary.parquet, reliability.parquet and PNG figures (reliability diagram, confidence-map panels,
+Dice and ECE histograms). ECE is the positive-class binned ECE of the confidence map (mean of
+the N decoder soft outputs) against the annotators' majority vote; `ece_border` restricts it to
+pixels within `radius` px of any annotation. `compare` prints and saves (in <b>/eval-<split>/)
+bootstrap CIs of the mean difference b − a in Dice, ECE and Brier, resampling images or, with
+`cluster=group`, patients, plus Wilcoxon signed-rank p-values."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from platform.config import load_run_config
+from platform.config_types import Config
+from platform.data.loader import PreparedSplit
+from platform.errors import UsageError
+from platform.evaluation.ensembles import EvaluationSettings, evaluate_ensembles
+from platform.evaluation.figures import confidence_panels, metric_histograms, reliability_diagram
+from platform.evaluation.statistics import paired_comparison
+from platform.training import load_trained
+
+import polars as pl
+import torch
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+RUN_KEYS = {"run", "split", "samples", "steps", "images", "radius", "bins", "batch", "seed"}
+
+
+def parse_pairs(tokens: list[str], allowed: set[str]) -> tuple[dict[str, str], list[str]]:
+    """`key=value` tokens → (known keys, `data.*` config overrides). Raises UsageError otherwise."""
+    known, overrides = {}, []
+    for token in tokens:
+        key, sep, value = token.partition("=")
+        if not sep:
+            raise UsageError(f"'{token}': expected key=value (keys: {', '.join(sorted(allowed))}, data.<key>)")
+        if key.startswith("data."):
+            overrides.append(token)
+        elif key in allowed:
+            known[key] = value
+        else:
+            raise UsageError(f"'{key}': unknown key (keys: {', '.join(sorted(allowed))}, data.<key>)")
+    return known, overrides
+
+
+def _int(options: dict[str, str], key: str, default: int, minimum: int) -> int:
+    try:
+        value = int(options.get(key, default))
+    except ValueError:
+        raise UsageError(f"{key}={options[key]!r}: not an integer") from None
+    if value < minimum:
+        raise UsageError(f"{key}={value}: must be ≥ {minimum}")
+    return value
+
+
+def config_columns(config: Config, state: dict, split: str, run_name: str) -> dict[str, object]:
+    m = config.model
+    return {
+        "run": run_name,
+        "dataset": config.data.name,
+        "split": split,
+        "model": m.kind,
+        "conditioning": m.conditioning if m.kind != "unet" else "none",
+        "latent_factor": m.latent_factor if m.kind == "medseglatdiff" else 1,
+        "latent_channels": m.latent_channels if m.kind == "medseglatdiff" else 1,
+        "wce_weight": float(state["wce_weight"]),
+        "adaptive_wce": m.adaptive_wce,
+        "guidance_scale": m.effective_guidance_scale if m.conditioning == "cfg" else None,
+        "prediction": m.prediction,
+        "seed": config.train.seed,
+    }
+
+
+def evaluate_run(run_dir: Path, options: dict[str, str], overrides: list[str], console: Console) -> pl.DataFrame:
+    """Evaluate one run folder; returns its one-row summary table (also written to disk)."""
+    config = load_run_config(run_dir / "config.yaml", overrides)
+    split = options.get("split", "val")
+    if split not in ("train", "val", "test"):
+        raise UsageError(f"split={split!r}: must be train, val or test")
+    settings = EvaluationSettings(
+        samples=_int(options, "samples", 16, 1),
+        steps=_int(options, "steps", 20, 1),
+        batch_size=_int(options, "batch", 8, 1),
+        seed=_int(options, "seed", 0, 0),
+        bins=_int(options, "bins", 10, 2),
+        border_radius=_int(options, "radius", 8, 0),
+        max_images=_int(options, "images", 10**9, 1),
+    )
+    torch.set_num_threads(config.train.threads)
+    dataset_dir = Path(config.train.prepared_dir) / config.data.name
+    data = PreparedSplit.open(dataset_dir, split)
+    manifest = pl.read_parquet(dataset_dir / "manifest.parquet").filter(pl.col("split") == split).sort("index")
+    model, state = load_trained(run_dir, config)
+    with Progress(console=console, transient=True) as bar:
+        task = bar.add_task(f"sampling {settings.samples}× per image", total=min(len(data), settings.max_images or 0))
+        result = evaluate_ensembles(
+            model, data, manifest["id"].to_list(), settings, lambda done, total: bar.update(task, completed=done)
+        )
+    columns = config_columns(config, state, split, run_dir.name)
+    out = run_dir / f"eval-{split}"
+    images = result.images.join(manifest.select("id", "group"), on="id").with_columns(
+        *[pl.lit(v).alias(k) for k, v in columns.items()]
+    )
+    summary = pl.DataFrame([{**columns, **result.summary}])
+    for name, frame in (("images", images), ("summary", summary), ("reliability", result.reliability)):
+        _write_parquet(frame, out / f"{name}.parquet")
+    reliability_diagram(result.reliability, out / "reliability.png", f"{run_dir.name} ({split})")
+    if result.panels:
+        confidence_panels(result.panels, out / "panels.png")
+    metric_histograms(images, out / "histograms.png")
+    return summary
+
+
+def compare_runs(run_a: Path, run_b: Path, options: dict[str, str]) -> pl.DataFrame:
+    split = options.get("split", "val")
+    frames = []
+    for run in (run_a, run_b):
+        path = run / f"eval-{split}" / "images.parquet"
+        if not path.is_file():
+            raise UsageError(f"{path}: not evaluated yet (python -m platform.evaluate run={run} split={split})")
+        frames.append(pl.read_parquet(path))
+    cluster = options.get("cluster")
+    if cluster and cluster not in frames[0].columns:
+        raise UsageError(f"cluster={cluster!r}: not a column of the images table")
+    table = paired_comparison(frames[0], frames[1], cluster=cluster)
+    _write_parquet(
+        table.with_columns(pl.lit(run_a.name).alias("run_a"), pl.lit(run_b.name).alias("run_b")),
+        run_b / f"eval-{split}" / f"compare-{run_a.name}.parquet",
+    )
+    return table
+
+
+def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    frame.write_parquet(tmp)
+    os.replace(tmp, path)
+
+
+def render_summary(summary: pl.DataFrame, console: Console) -> None:
+    row = summary.row(0, named=True)
+    table = Table(
+        title=f"{row['run']} · {row['dataset']}/{row['split']} · {int(row['images'])} images × "
+        f"{int(row['samples'])} samples"
+    )
+    for column in ("metric", "value"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for key in (
+        "dice",
+        "iou",
+        "dice_per_sample",
+        "dice_annotators",
+        "ged",
+        "hm_iou",
+        "ece",
+        "ece_border",
+        "brier",
+        "nll",
+        "uncertainty_error_r",
+        "ueo",
+    ):
+        table.add_row(key, f"{row[key]:.4f}")
+    console.print(table)
+
+
+def render_comparison(table: pl.DataFrame, console: Console, a: str, b: str) -> None:
+    out = Table(title=f"{b} − {a} (paired, 95 % bootstrap CI)")
+    for column in ("metric", "mean a", "mean b", "difference", "95 % CI", "Wilcoxon p", "pairs"):
+        out.add_column(column, justify="right")
+    for r in table.iter_rows(named=True):
+        out.add_row(
+            r["metric"],
+            f"{r['mean_a']:.4f}",
+            f"{r['mean_b']:.4f}",
+            f"{r['difference']:+.4f}",
+            f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
+            f"{r['wilcoxon_p']:.3g}",
+            str(r["pairs"]),
+        )
+    console.print(out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    console = Console()
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    try:
+        if argv[0] == "compare":
+            if len(argv) < 3:
+                raise UsageError("compare needs two run folders: compare runs/<a> runs/<b>")
+            options, _ = parse_pairs(argv[3:], {"split", "cluster"})
+            a, b = Path(argv[1]), Path(argv[2])
+            render_comparison(compare_runs(a, b, options), console, a.name, b.name)
+            return 0
+        options, overrides = parse_pairs(argv, RUN_KEYS)
+        if "run" not in options:
+            raise UsageError("run=<run folder> is required")
+        render_summary(evaluate_run(Path(options["run"]), options, overrides, console), console)
+    except UsageError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

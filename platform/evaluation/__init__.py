@@ -1,0 +1,1 @@
+"""Metrics over sample ensembles: segmentation, calibration, distribution and uncertainty quality."""

@@ -1,0 +1,71 @@
+"""Figures for people (PNG): reliability diagram, confidence-map panels, metric histograms."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display on clusters or CI
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+
+
+def _save(figure: plt.Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    figure.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(figure)
+    os.replace(tmp, path)
+    return path
+
+
+def reliability_diagram(reliability: pl.DataFrame, path: Path, title: str = "") -> Path:
+    """Bars of per-bin foreground frequency against mean confidence, with bin counts (log) below."""
+    figure, (top, bottom) = plt.subplots(2, 1, figsize=(4.5, 5.5), sharex=True, height_ratios=[3, 1])
+    centres = (reliability["lower"] + reliability["upper"]) / 2
+    width = float(reliability["upper"][0] - reliability["lower"][0])
+    top.bar(centres, reliability["accuracy"].fill_nan(0), width=width * 0.9, edgecolor="k", label="foreground rate")
+    top.plot([0, 1], [0, 1], "r--", label="perfect calibration")
+    top.set_ylabel("observed foreground frequency")
+    top.set_title(title or "Reliability (positive class)")
+    top.legend(loc="upper left")
+    bottom.bar(centres, reliability["count"], width=width * 0.9, color="grey")
+    bottom.set_yscale("log")
+    bottom.set_xlabel("predicted foreground probability")
+    bottom.set_ylabel("pixels")
+    return _save(figure, path)
+
+
+def confidence_panels(panels: list[dict[str, np.ndarray]], path: Path) -> Path:
+    """Rows: image | annotations (overlaid count) | up to 4 samples | mean | entropy."""
+    columns = 3 + max((len(p["samples"]) for p in panels), default=0) + 0
+    figure, axes = plt.subplots(len(panels), columns, figsize=(1.8 * columns, 1.9 * len(panels)), squeeze=False)
+    for row, panel in enumerate(panels):
+        shown = [("image", panel["image"][0], "gray"), ("annotators", panel["annotations"].sum(0), "viridis")]
+        shown += [(f"sample {i + 1}", s, "gray") for i, s in enumerate(panel["samples"])]
+        shown += [("mean", panel["mean"], "magma"), ("entropy", panel["entropy"], "inferno")]
+        for col, (name, image, cmap) in enumerate(shown[:columns]):
+            axes[row, col].imshow(
+                image,
+                cmap=cmap,
+                vmin=0 if name != "image" else None,
+                vmax=1 if name in ("mean", "entropy") or name.startswith("sample") else None,
+            )
+            axes[row, col].set_axis_off()
+            if row == 0:
+                axes[row, col].set_title(name, fontsize=8)
+        for col in range(len(shown), columns):
+            axes[row, col].set_axis_off()
+    return _save(figure, path)
+
+
+def metric_histograms(images: pl.DataFrame, path: Path, metrics: tuple[str, ...] = ("dice", "ece")) -> Path:
+    figure, axes = plt.subplots(1, len(metrics), figsize=(3.5 * len(metrics), 3))
+    for axis, metric in zip(np.atleast_1d(axes), metrics, strict=True):
+        axis.hist(images[metric].drop_nans().to_numpy(), bins=20, color="steelblue", edgecolor="k")
+        axis.set_xlabel(f"per-image {metric}")
+        axis.set_ylabel("images")
+    return _save(figure, path)

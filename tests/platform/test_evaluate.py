@@ -1,0 +1,75 @@
+"""The evaluation command on tiny trained runs: tables, figures, streaming, paired statistics."""
+
+from platform.evaluate import compare_runs, evaluate_run, main
+from platform.evaluation.statistics import paired_comparison
+from platform.train import run as train_run
+
+import numpy as np
+import polars as pl
+import pytest
+from rich.console import Console
+
+
+@pytest.fixture
+def trained(tiny):
+    def make(*extra):
+        summary = train_run(tiny(*extra), Console(quiet=True))
+        from pathlib import Path
+
+        return Path(summary["run_dir"])
+
+    return make
+
+
+def test_evaluate_writes_tables_and_figures(trained):
+    run = trained()
+    summary = evaluate_run(run, {"samples": "3", "steps": "2"}, [], Console(quiet=True))
+    row = summary.row(0, named=True)
+    assert row["model"] == "medseglatdiff" and row["conditioning"] == "concat" and row["wce_weight"] == 5.0
+    for key in ("dice", "iou", "hm_iou", "ece", "ece_border", "brier", "ueo"):
+        assert 0.0 <= row[key] <= 1.0, key
+    assert 0.0 <= row["ged"] <= 2.0 and row["nll"] >= 0
+    out = run / "eval-val"
+    images = pl.read_parquet(out / "images.parquet")
+    assert images.height == row["images"] and {"id", "group", "dice", "ged", "ece", "run"} <= set(images.columns)
+    assert pl.read_parquet(out / "reliability.parquet")["count"].sum() == images.height * 32 * 32
+    for figure in ("reliability.png", "panels.png", "histograms.png"):
+        assert (out / figure).stat().st_size > 5000  # a real PNG with content, not an empty canvas
+
+
+def test_streamed_evaluation_does_not_depend_on_batch_size(trained):
+    run = trained("model=unet")  # deterministic: batching cannot change the samples (up to float32 rounding)
+    small = evaluate_run(run, {"samples": "2", "batch": "1"}, [], Console(quiet=True)).row(0, named=True)
+    large = evaluate_run(run, {"samples": "2", "batch": "16"}, [], Console(quiet=True)).row(0, named=True)
+    for key in ("dice", "ece", "ece_border", "brier", "nll", "uncertainty_error_r", "ueo"):
+        assert small[key] == pytest.approx(large[key], rel=1e-6, abs=1e-9, nan_ok=True), key  # float32 conv sums
+
+
+def test_compare_two_runs(trained, capsys):
+    a, b = trained("model=unet"), trained("model=medseglatdiff")
+    for run in (a, b):
+        evaluate_run(run, {"samples": "2", "steps": "2"}, [], Console(quiet=True))
+    table = compare_runs(a, b, {"cluster": "group"})
+    assert table["metric"].to_list() == ["dice", "ece", "brier"]
+    assert (table["ci_low"] <= table["difference"]).all() and (table["difference"] <= table["ci_high"]).all()
+    assert main(["compare", str(a), str(b)]) == 0
+    assert "Wilcoxon" in capsys.readouterr().out
+
+
+def test_paired_bootstrap_recovers_a_known_difference():
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.5, 0.9, 200)
+    a = pl.DataFrame({"id": [str(i) for i in range(200)], "dice": base, "ece": base / 10, "brier": base / 5})
+    b = a.with_columns(pl.col("dice") + 0.05 + rng.normal(0, 0.01, 200))
+    table = paired_comparison(a, b).filter(pl.col("metric") == "dice").row(0, named=True)
+    assert table["ci_low"] < 0.05 < table["ci_high"] and table["ci_high"] - table["ci_low"] < 0.01
+    assert table["wilcoxon_p"] < 1e-10
+    same = paired_comparison(a, a).filter(pl.col("metric") == "ece").row(0, named=True)
+    assert same["difference"] == 0 and np.isnan(same["wilcoxon_p"])
+
+
+def test_bad_evaluate_arguments_exit_2(tmp_path):
+    assert main(["run=" + str(tmp_path)]) == 2
+    assert main(["samples=3"]) == 2
+    assert main(["bogus=1", "run=x"]) == 2
+    assert main(["compare", str(tmp_path)]) == 2
