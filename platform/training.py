@@ -53,10 +53,21 @@ def resolve_wce_weight(config: Config, train: PreparedSplit) -> float:
     return config.model.wce_weight if config.model.wce_weight is not None else config.data.wce_weight
 
 
-def fit(config: Config, train: PreparedSplit, run_dir: Path, progress: ProgressFn | None = None) -> nn.Module:
+def fit(
+    config: Config,
+    train: PreparedSplit,
+    run_dir: Path,
+    progress: ProgressFn | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+) -> nn.Module:
     """Train every stage `config.train.stage` asks for, resuming from `run_dir/checkpoint.pt`.
 
-    Returns the trained model (on CPU-or-CUDA as configured, in eval mode)."""
+    With world_size > 1 (an initialised torch.distributed group, e.g. Ray Train workers),
+    gradients are averaged across ranks every step, each rank draws its own batches and only
+    rank 0 writes the checkpoint. `progress` runs after each logged step's checkpoint is on disk.
+    Returns the trained model (on CPU or CUDA as configured, in eval mode). Raises
+    FloatingPointError when a loss becomes NaN or infinite."""
     torch.manual_seed(config.train.seed)
     device = choose_device(config.train.device)
     state, model, optimizer_state = _restore(config, run_dir)
@@ -66,7 +77,7 @@ def fit(config: Config, train: PreparedSplit, run_dir: Path, progress: ProgressF
     for stage, steps in _stages(config):
         if stage not in state.stages_done:
             resume = optimizer_state if state.stage == stage else None
-            _train_stage(config, model, train, stage, steps, state, resume, run_dir, device, progress)
+            _train_stage(config, model, train, stage, steps, state, resume, run_dir, device, progress, rank, world_size)
     return model.eval()
 
 
@@ -108,6 +119,8 @@ def _train_stage(
     run_dir: Path,
     device: torch.device,
     progress: ProgressFn | None,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> None:
     model.train()
     params, loss_fn = _stage_objective(config, model, stage, state.wce_weight)
@@ -116,7 +129,8 @@ def _train_stage(
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
         start = state.step
-    rng = np.random.default_rng([config.train.seed, start, len(state.stages_done)])
+    rng = np.random.default_rng([config.train.seed, start, len(state.stages_done), rank])
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     window, tic = [], time.perf_counter()
     for step in range(start + 1, steps + 1):
         images, masks = train.batch(rng, config.train.batch_size)
@@ -125,6 +139,8 @@ def _train_stage(
             raise FloatingPointError(f"{stage} loss became {loss.item()} at step {step}")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if world_size > 1:
+            _average_gradients(params, world_size)
         optimizer.step()
         if stage == "diffusion":
             model.update_ema()  # type: ignore[operator]
@@ -141,17 +157,29 @@ def _train_stage(
                     "images_per_s": ips,
                 }
             )
+            state.stage, state.step = stage, step
+            if rank == 0:
+                _save(run_dir, model, state, optimizer)
             if progress:
                 progress(stage, step, steps, float(np.mean(window)), ips)
             window, tic = [], time.perf_counter()
-            state.stage, state.step = stage, step
-            _save(run_dir, model, state, optimizer)
     if stage == "autoencoder":
         state.latent_scale = latent_scale_factor(model.codec.eval(), train.all_masks()[:512].to(device))  # type: ignore
         model.latent_scale.fill_(state.latent_scale)  # type: ignore[union-attr]
     state.stages_done.append(stage)
     state.stage, state.step = "", 0
-    _save(run_dir, model, state, None)
+    if rank == 0:
+        _save(run_dir, model, state, None)
+
+
+def _average_gradients(params: list[torch.Tensor], world_size: int) -> None:
+    """Data parallelism as DDP does it: every rank steps with the mean gradient of all ranks."""
+    import torch.distributed as dist
+
+    for p in params:
+        if p.grad is not None:
+            dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+            p.grad /= world_size
 
 
 def _stage_objective(config: Config, model: nn.Module, stage: str, wce_weight: float):

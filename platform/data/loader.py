@@ -29,6 +29,15 @@ class PreparedSplit:
             raise DatasetError(f"{folder}: split is empty")
         return split_data
 
+    def check_matches(self, image_size: int, channels: int, where: Path) -> None:
+        """Raise DatasetError when the prepared arrays differ from what the config asks for."""
+        if self.images.shape[-1] != image_size or self.images.shape[1] != channels:
+            raise DatasetError(
+                f"{where}: prepared at {self.images.shape[-1]} px with {self.images.shape[1]} "
+                f"channel(s) but data.image_size={image_size}, data.channels={channels} "
+                f"(change params.yaml and run `dvc repro`)"
+            )
+
     def __len__(self) -> int:
         return int(self.images.shape[0])
 

@@ -134,15 +134,16 @@ def _replace_dir(new: Path, target: Path) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def load_params(path: Path) -> dict:
-    """The `prepare:` section of params.yaml (the DVC-facing overrides)."""
+def load_params(path: Path, dataset: str) -> dict:
+    """params.yaml's `prepare:` section, then `prepare_overrides.<dataset>:` on top (DVC-facing)."""
     if not path.is_file():
         raise UsageError(f"{path}: params file not found")
     params = yaml.safe_load(path.read_text()) or {}
     section = params.get("prepare", {})
-    if not isinstance(section, dict):
-        raise UsageError(f"{path}: 'prepare' must be a mapping")
-    return section
+    specific = (params.get("prepare_overrides") or {}).get(dataset, {})
+    if not isinstance(section, dict) or not isinstance(specific, dict):
+        raise UsageError(f"{path}: 'prepare' and 'prepare_overrides.{dataset}' must be mappings")
+    return {**section, **specific}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. data.image_size=64")
     args = parser.parse_intermixed_args(argv)
     try:
-        params = load_params(args.params) if args.params.exists() else {}
+        params = load_params(args.params, args.dataset) if args.params.exists() else {}
         overrides = [f"data={args.dataset}"] + [f"data.{k}={v}" for k, v in params.items()] + args.overrides
         config = load_config(overrides).data
         manifest = prepare_dataset(config, args.out / config.name)

@@ -1,0 +1,87 @@
+"""Results tables of studies: one Parquet file per trial and table, written atomically; SQL over them.
+
+Layout: results/<study>/{trials,images,curves}/<trial_id>.parquet. No file has two writers,
+so concurrent studies, a dead driver or a reader mid-write never see a torn row."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from platform.errors import UsageError
+from typing import Any
+
+import polars as pl
+
+TABLES = ("trials", "images", "curves")
+
+# Columns every `trials` row has (searched parameters are added as their own typed columns).
+TRIAL_SCHEMA: dict[str, Any] = {
+    "study": pl.Utf8,
+    "trial_id": pl.Utf8,
+    "status": pl.Utf8,
+    "failure": pl.Utf8,
+    "dice": pl.Float64,
+    "iou": pl.Float64,
+    "dice_per_sample": pl.Float64,
+    "ece": pl.Float64,
+    "ece_border": pl.Float64,
+    "brier": pl.Float64,
+    "nll": pl.Float64,
+    "ged": pl.Float64,
+    "hm_iou": pl.Float64,
+    "ueo": pl.Float64,
+    "uncertainty_error_r": pl.Float64,
+    "wall_s": pl.Float64,
+    "train_s": pl.Float64,
+    "eval_s": pl.Float64,
+    "epochs": pl.Float64,
+    "steps": pl.Int64,
+    "restarts": pl.Int64,
+    "workers": pl.Int64,
+    "node_ids": pl.Utf8,
+    "checkpoint": pl.Utf8,
+    "git_commit": pl.Utf8,
+    "data_version": pl.Utf8,
+    "started_at": pl.Utf8,
+    "finished_at": pl.Utf8,
+}
+
+
+def write_table(frame: pl.DataFrame, path: Path) -> Path:
+    """Write `frame` to `path` via a temporary name and rename. Raises UsageError naming the path."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        frame.write_parquet(tmp)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write results ({exc.strerror or exc})") from None
+    return path
+
+
+def trial_frame(row: dict[str, Any], parameter_types: dict[str, Any]) -> pl.DataFrame:
+    """One `trials` row: the fixed schema, then one typed `p_<name>` column per searched parameter
+    (null where a conditional parameter did not apply), so every shard of a study has one schema."""
+    fixed = [pl.Series(k, [row.get(k)], dtype=dtype) for k, dtype in TRIAL_SCHEMA.items()]
+    params = [pl.Series(k, [row.get(k)], dtype=dtype) for k, dtype in parameter_types.items()]
+    return pl.DataFrame([*fixed, *params])
+
+
+def scan(results: Path, table: str, study: str | None = None) -> pl.LazyFrame:
+    """All shards of `table` under `results/` (one study, or every study), as one lazy frame."""
+    if table not in TABLES:
+        raise UsageError(f"table {table!r}: not one of {', '.join(TABLES)}")
+    pattern = f"{study or '*'}/{table}/*.parquet"
+    files = sorted(results.glob(pattern))
+    if not files:
+        return pl.LazyFrame()
+    return pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
+
+
+def query(results: Path, sql: str, study: str | None = None) -> pl.DataFrame:
+    """Run SQL over the tables `trials`, `images` and `curves`. Raises UsageError on bad SQL."""
+    context = pl.SQLContext({name: scan(results, name, study) for name in TABLES})
+    try:
+        return context.execute(sql).collect()
+    except (pl.exceptions.PolarsError, ValueError) as exc:
+        raise UsageError(f"query failed: {str(exc).splitlines()[0]}") from None

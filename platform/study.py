@@ -1,0 +1,313 @@
+"""Run and inspect hyperparameter studies of latent-diffusion segmentation models.
+
+  python -m platform.study run studies/wce_sweep.yaml [--address ADDR] [--max-trials N] [--name NAME]
+  python -m platform.study resume NAME            continue an interrupted study (finished trials are kept)
+  python -m platform.study status [NAME]          trials done / running / failed and the best so far
+  python -m platform.study list                   every study under results/
+  python -m platform.study query "SQL" [--study NAME] [--format table|csv|parquet] [--output FILE]
+  python -m platform.study report NAME            figures, significance tests, report.md and report.html
+
+A study is a YAML spec (see studies/): dataset, search space, objectives, budget, evaluation and
+resources. `run` starts a local Ray instance sized to this machine (dashboard on 127.0.0.1:8265,
+token authentication on) or joins a cluster given by --address or RAY_ADDRESS. Each trial trains on
+Ray Train workers, evaluates its sample ensembles and writes its own rows under results/<study>/
+(tables `trials`, `images`, `curves`, which `query` reads with SQL). Bad specs exit with status 2."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+from platform.errors import UsageError
+from platform.results import TABLES, query, scan
+from platform.spec import METRICS, StudySpec, load_spec, parse_spec
+
+import polars as pl
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def results_root() -> Path:
+    return Path(os.environ.get("STUDY_RESULTS", "results")).resolve()
+
+
+def start_ray(address: str | None, console: Console) -> str:
+    """Start (or join) Ray with token auth and our package importable by every worker; return the dashboard URL."""
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "token")  # explicit in every process we start
+    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
+    # PYTHONPATH puts the repo before the standard library in workers, so `platform` is ours there too.
+    runtime_env = {"env_vars": {"PYTHONPATH": pythonpath, "RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]}}
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        context = ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
+    else:
+        context = ray.init(
+            num_cpus=os.cpu_count(),
+            include_dashboard=True,
+            dashboard_host="127.0.0.1",
+            dashboard_port=int(os.environ.get("STUDY_DASHBOARD_PORT", 8265)),
+            object_store_memory=512 * 1024**2,
+            runtime_env=runtime_env,
+            log_to_driver=False,
+        )
+    url = context.dashboard_url or ""
+    return url if url.startswith("http") or not url else f"http://{url}"
+
+
+def cluster_capacity() -> tuple[float, float]:
+    import ray
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    largest = max((n["Resources"].get("CPU", 0.0) for n in nodes), default=0.0)
+    return float(ray.cluster_resources().get("CPU", 0.0)), float(largest)
+
+
+def provenance() -> tuple[str, str]:
+    """(git commit of the code, md5 of the data folder from data.dvc)."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        commit = ""
+    data = REPO / "data.dvc"
+    md5 = ""
+    if data.is_file():
+        outs = (yaml.safe_load(data.read_text()) or {}).get("outs", [{}])
+        md5 = str(outs[0].get("md5", "")) if outs else ""
+    return commit or "unknown", md5 or "unknown"
+
+
+def _context(spec: StudySpec, results_dir: Path):
+    from platform.trial import TrialContext
+
+    commit, data = provenance()
+    prepared = (
+        (REPO / "prepared").resolve()
+        if not os.environ.get("STUDY_PREPARED")
+        else Path(os.environ["STUDY_PREPARED"]).resolve()
+    )
+    from platform.config import load_config
+    from platform.data.loader import PreparedSplit
+
+    data = load_config(spec.overrides({})).data
+    PreparedSplit.open(prepared / spec.dataset, "train").check_matches(
+        data.image_size, data.channels, prepared / spec.dataset
+    )
+    return TrialContext(spec, str(results_dir), str(prepared), commit, data)
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    spec = load_spec(Path(args.spec))
+    if args.name:
+        spec = parse_spec({**yaml.safe_load(Path(args.spec).read_text()), "name": args.name}, spec.source)
+    results_dir = results_root() / spec.name
+    if (results_dir / "tune").exists():
+        raise UsageError(
+            f"{results_dir}: study '{spec.name}' exists; `resume {spec.name}` continues it, "
+            f"or pass --name for a new one"
+        )
+    context = _context(spec, results_dir)
+    trials = min(spec.trials, args.max_trials or spec.trials)
+    from platform.search import feasible_concurrency, make_tuner
+
+    url = start_ray(args.address, console)
+    concurrency = feasible_concurrency(spec, *cluster_capacity())
+    results_dir.mkdir(parents=True, exist_ok=True)
+    (results_dir / "spec.yaml").write_text(
+        Path(args.spec).read_text()
+        if not args.name
+        else yaml.safe_dump({**yaml.safe_load(Path(args.spec).read_text()), "name": spec.name})
+    )
+    _announce(console, spec, url, trials, concurrency, results_dir)
+    from platform.live import LiveTrialTable
+
+    tuner = make_tuner(spec, context, concurrency, trials, [LiveTrialTable(f"study {spec.name}")])
+    tuner.fit()
+    return _finish(console, spec, results_dir)
+
+
+def cmd_resume(args: argparse.Namespace, console: Console) -> int:
+    results_dir = results_root() / args.name
+    spec = load_spec(results_dir / "spec.yaml")
+    context = _context(spec, results_dir)
+    from platform.search import feasible_concurrency, restore_tuner
+
+    url = start_ray(args.address, console)
+    feasible_concurrency(spec, *cluster_capacity())
+    done = (
+        _trials(results_dir).filter(pl.col("status") == "completed").height if (results_dir / "trials").exists() else 0
+    )
+    console.print(f"resuming [bold]{spec.name}[/]: {done} trials already completed · dashboard {url}")
+    restore_tuner(context, []).fit()
+    return _finish(console, spec, results_dir)
+
+
+def _announce(console: Console, spec: StudySpec, url: str, trials: int, concurrency: int, results_dir: Path) -> None:
+    r = spec.resources
+    console.print(
+        f"study [bold]{spec.name}[/] · {trials} trials · {concurrency} at a time · each "
+        f"{r.workers} worker(s) × {r.cpus_per_worker:g} CPU + {r.trial_cpus:g} · objectives "
+        + ", ".join(f"{o.metric} ({o.mode})" for o in spec.objectives)
+    )
+    console.print(f"Ray dashboard: {url or 'not available'}  (token: `ray get-auth-token`)")
+    console.print(f"results: {results_dir}")
+
+
+def _trials(results_dir: Path) -> pl.DataFrame:
+    return scan(results_dir.parent, "trials", results_dir.name).collect()
+
+
+def _finish(console: Console, spec: StudySpec, results_dir: Path) -> int:
+    trials = _trials(results_dir)
+    render_best(console, spec, trials)
+    console.print(f"results: {results_dir}  ·  `python -m platform.study report {spec.name}`")
+    failed = trials.filter(pl.col("status") != "completed").height if trials.height else 0
+    return 0 if trials.height and failed < trials.height else 1
+
+
+def render_best(console: Console, spec: StudySpec, trials: pl.DataFrame, top: int = 5) -> None:
+    if trials.is_empty():
+        console.print("no trial finished")
+        return
+    done = trials.filter(pl.col("status") == "completed")
+    first = spec.objectives[0]
+    best = done.sort(first.metric, descending=first.mode == "max", nulls_last=True).head(top)
+    params = [c for c in trials.columns if c.startswith("p_")]
+    table = Table(
+        title=f"best trials by {first.metric} ({first.mode}) · {done.height} completed, "
+        f"{trials.height - done.height} not"
+    )
+    for column in ("trial", *[p[2:] for p in params], "dice", "iou", "ece", "brier", "ged", "wall s"):
+        table.add_column(column, justify="right")
+    for row in best.iter_rows(named=True):
+        table.add_row(
+            row["trial_id"],
+            *[_fmt(row.get(p)) for p in params],
+            *[_fmt(row.get(k)) for k in ("dice", "iou", "ece", "brier", "ged", "wall_s")],
+        )
+    console.print(table)
+
+
+def _fmt(value: object) -> str:
+    return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    root = results_root()
+    names = [args.name] if args.name else sorted(p.parent.name for p in root.glob("*/spec.yaml"))
+    if not names:
+        raise UsageError(f"{root}: no study yet (python -m platform.study run studies/smoke.yaml)")
+    for name in names:
+        if not (root / name / "spec.yaml").is_file():
+            raise UsageError(f"{root / name}: no such study")
+        spec = load_spec(root / name / "spec.yaml")
+        trials = _trials(root / name)
+        counts = dict(trials.group_by("status").len().iter_rows()) if trials.height else {}
+        console.print(
+            f"[bold]{name}[/]: {spec.trials} planned · "
+            + " · ".join(f"{counts.get(s, 0)} {s}" for s in ("completed", "running", "failed"))
+        )
+        if args.name:
+            render_best(console, spec, trials)
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, console: Console) -> int:
+    args.name = None
+    return cmd_status(args, console)
+
+
+def cmd_query(args: argparse.Namespace, console: Console) -> int:
+    frame = query(results_root(), args.sql, args.study)
+    if args.format == "parquet":
+        if not args.output:
+            raise UsageError("--format parquet needs --output FILE")
+        from platform.results import write_table
+
+        write_table(frame, Path(args.output))
+        console.print(f"{frame.height} rows → {args.output}")
+    elif args.format == "csv":
+        text = frame.write_csv()
+        Path(args.output).write_text(text) if args.output else sys.stdout.write(text)
+    else:
+        with pl.Config(tbl_rows=100, tbl_cols=30, tbl_width_chars=160, float_precision=4):
+            print(frame)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    from platform.report import write_report
+
+    results_dir = results_root() / args.name
+    if not (results_dir / "spec.yaml").is_file():
+        raise UsageError(f"{results_dir}: no such study")
+    out = write_report(load_spec(results_dir / "spec.yaml"), results_dir)
+    console.print(f"report: {out / 'report.md'} and {out / 'report.html'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m platform.study", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="start a study from a spec YAML")
+    run.add_argument("spec")
+    run.add_argument("--address", help="join this Ray cluster (default: RAY_ADDRESS, else a local instance)")
+    run.add_argument("--max-trials", type=int, help="run at most N trials of the spec")
+    run.add_argument("--name", help="study name (default: the spec's name)")
+    resume = sub.add_parser("resume", help="continue an interrupted study")
+    resume.add_argument("name")
+    resume.add_argument("--address")
+    status = sub.add_parser("status", help="trial counts and best trials")
+    status.add_argument("name", nargs="?")
+    sub.add_parser("list", help="every study")
+    q = sub.add_parser("query", help=f"SQL over the tables {', '.join(TABLES)}; objectives: {', '.join(METRICS)}")
+    q.add_argument("sql")
+    q.add_argument("--study")
+    q.add_argument("--format", choices=("table", "csv", "parquet"), default="table")
+    q.add_argument("--output")
+    report = sub.add_parser("report", help="figures, tests and an HTML report of a study")
+    report.add_argument("name")
+    return parser
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "resume": cmd_resume,
+    "status": cmd_status,
+    "list": cmd_list,
+    "query": cmd_query,
+    "report": cmd_report,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console()
+    if getattr(args, "max_trials", None) is not None and args.max_trials < 1:
+        console.print("[red]error:[/] --max-trials must be ≥ 1")
+        return 2
+    try:
+        return COMMANDS[args.command](args, console)
+    except UsageError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    finally:
+        if "ray" in sys.modules:
+            import ray
+
+            if ray.is_initialized():
+                ray.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
