@@ -37,12 +37,14 @@ class SearchSpace:
 
 
 class FinalResultOptunaSearch(OptunaSearch):
-    """Objectives exist only in a trial's final result; per-step training reports carry losses,
-    which single-objective OptunaSearch would otherwise look up and fail on (KeyError)."""
+    """Optuna hears only each trial's final result (its objectives).
+
+    Per-step training reports carry losses, not objectives: single-objective OptunaSearch would
+    look the objective up in them (KeyError), and a trial replayed after `resume` would report
+    into an Optuna trial that is already complete. Pruning is Tune's scheduler's job here."""
 
     def on_trial_result(self, trial_id: str, result: dict) -> None:
-        if isinstance(self.metric, str) and self.metric in result:
-            super().on_trial_result(trial_id, result)
+        return
 
 
 def feasible_concurrency(spec: StudySpec, cluster_cpus: float, largest_node_cpus: float) -> int:

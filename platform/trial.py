@@ -88,8 +88,12 @@ def run_trial(params: dict[str, Any], context: TrialContext) -> None:
 
     trial_id = ray.tune.get_context().get_trial_id()
     spec, res = context.spec, context.spec.resources
-    config = trial_config(context, params, trial_id)
     results = Path(context.results_dir)
+    done = _completed_row(results / "trials" / f"{trial_id}.parquet")
+    if done is not None:  # Tune's snapshot predates this trial's end (driver killed): replay, don't retrain
+        ray.tune.report({o.metric: done[o.metric] for o in spec.objectives} | {"status": "completed"})
+        return
+    config = trial_config(context, params, trial_id)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     base_row = {
         "study": spec.name,
@@ -162,6 +166,13 @@ def run_trial(params: dict[str, Any], context: TrialContext) -> None:
     }
     write_table(trial_frame(row, columns), results / "trials" / f"{trial_id}.parquet")
     ray.tune.report({o.metric: row[o.metric] for o in spec.objectives} | {"status": "completed"})
+
+
+def _completed_row(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    row = pl.read_parquet(path).row(0, named=True)
+    return row if row["status"] == "completed" else None
 
 
 def _worker_outcome(run_dir: Path) -> dict[str, str]:
