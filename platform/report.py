@@ -22,13 +22,13 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 
-def write_report(spec: StudySpec, results_dir: Path) -> Path:
+def write_report(spec: StudySpec, results_dir: Path, out: Path | None = None) -> Path:
     """Build the report of one study; raises UsageError when no trial has completed."""
     trials = scan(results_dir.parent, "trials", spec.name).collect()
     done = trials.filter(pl.col("status") == "completed") if trials.height else trials
     if done.is_empty():
         raise UsageError(f"{results_dir}: no completed trial to report on yet")
-    out = results_dir / "report"
+    out = out or results_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     first = spec.objectives[0]
     ranked = done.sort(first.metric, descending=first.mode == "max", nulls_last=True)

@@ -1,10 +1,12 @@
 """Results tables of studies: one Parquet file per trial and table, written atomically; SQL over them.
 
-Layout: results/<study>/{trials,images,curves}/<trial_id>.parquet. No file has two writers,
-so concurrent studies, a dead driver or a reader mid-write never see a torn row."""
+Layout: results/<study>/{trials,images,curves}/<trial_id>.parquet. No file has two writers and
+every write is a rename, so concurrent studies, a dead driver or a reader mid-write never see a torn row."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 from pathlib import Path
 from platform.errors import UsageError
@@ -49,12 +51,14 @@ TRIAL_SCHEMA: dict[str, Any] = {
 
 def write_table(frame: pl.DataFrame, path: Path) -> Path:
     """Write `frame` to `path` via a temporary name and rename. Raises UsageError naming the path."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         frame.write_parquet(tmp)
         os.replace(tmp, path)
     except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
         raise UsageError(f"{path}: cannot write results ({exc.strerror or exc})") from None
     return path
 
@@ -67,21 +71,33 @@ def trial_frame(row: dict[str, Any], parameter_types: dict[str, Any]) -> pl.Data
     return pl.DataFrame([*fixed, *params])
 
 
-def scan(results: Path, table: str, study: str | None = None) -> pl.LazyFrame:
-    """All shards of `table` under `results/` (one study, or every study), as one lazy frame."""
+def shards(results: Path, table: str, study: str | None = None) -> list[Path]:
     if table not in TABLES:
         raise UsageError(f"table {table!r}: not one of {', '.join(TABLES)}")
-    pattern = f"{study or '*'}/{table}/*.parquet"
-    files = sorted(results.glob(pattern))
+    return sorted(results.glob(f"{study or '*'}/{table}/*.parquet"))
+
+
+def scan(results: Path, table: str, study: str | None = None) -> pl.LazyFrame:
+    """All shards of `table` under `results/` (one study, or every study), as one lazy frame.
+
+    Each shard is read whole in one open: a lazy `scan_parquet` reads metadata and pages in
+    separate opens, and a trial replacing its shard in between gives a torn read."""
+    files = shards(results, table, study)
     if not files:
         return pl.LazyFrame()
-    return pl.concat([pl.scan_parquet(f) for f in files], how="diagonal_relaxed")
+    frames = [pl.read_parquet(io.BytesIO(f.read_bytes())).lazy() for f in files]
+    return pl.concat(frames, how="diagonal_relaxed")
 
 
 def query(results: Path, sql: str, study: str | None = None) -> pl.DataFrame:
-    """Run SQL over the tables `trials`, `images` and `curves`. Raises UsageError on bad SQL."""
-    context = pl.SQLContext({name: scan(results, name, study) for name in TABLES})
+    """Run SQL over the tables `trials`, `images` and `curves` (those that have rows).
+
+    Raises UsageError on bad SQL or a table without rows yet."""
+    present = {name: scan(results, name, study) for name in TABLES if shards(results, name, study)}
+    context = pl.SQLContext(present)
     try:
         return context.execute(sql).collect()
     except (pl.exceptions.PolarsError, ValueError) as exc:
-        raise UsageError(f"query failed: {str(exc).splitlines()[0]}") from None
+        empty = [name for name in TABLES if name not in present]
+        hint = f" (no rows yet in: {', '.join(empty)} under {results})" if empty else ""
+        raise UsageError(f"query failed: {str(exc).splitlines()[0]}{hint}") from None

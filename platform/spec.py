@@ -79,6 +79,7 @@ class Resources:
     trial_cpus: float = 0.1  # the Tune trial itself mostly waits on its Train workers
     concurrent_trials: int = 1
     max_failures: int = 1  # worker restarts per trial, from the last checkpoint
+    placement: str = "pack"  # pack: workers share a node when they fit; spread: one per node if possible
 
 
 @dataclass(frozen=True)
@@ -323,6 +324,8 @@ def _check_sections(spec: StudySpec) -> None:
             "resources: cpus_per_worker must be > 0, gpus_per_worker and trial_cpus ≥ 0, "
             "max_failures ≥ -1 (-1: unlimited)"
         )
+    if r.placement not in ("pack", "spread"):
+        raise SpecError(f"resources.placement: {r.placement!r} must be pack or spread")
     for name in ("samples", "steps", "images"):
         _positive(getattr(e, name), f"evaluation.{name}")
     if e.split not in ("val", "test"):

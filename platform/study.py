@@ -19,6 +19,7 @@ import argparse
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from platform.errors import UsageError
 from platform.results import TABLES, query, scan
@@ -130,7 +131,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from platform.live import LiveTrialTable
 
     tuner = make_tuner(spec, context, concurrency, trials, [LiveTrialTable(f"study {spec.name}")])
-    tuner.fit()
+    _timed(tuner.fit, results_dir, "run")
     return _finish(console, spec, results_dir)
 
 
@@ -146,8 +147,21 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
         _trials(results_dir).filter(pl.col("status") == "completed").height if (results_dir / "trials").exists() else 0
     )
     console.print(f"resuming [bold]{spec.name}[/]: {done} trials already completed · dashboard {url}")
-    restore_tuner(context, []).fit()
+    _timed(restore_tuner(context, []).fit, results_dir, "resume")
     return _finish(console, spec, results_dir)
+
+
+def _timed(fit, results_dir: Path, command: str) -> None:
+    """Run the Tuner and append the driver's wall time to results/<study>/driver.parquet."""
+    from datetime import UTC, datetime
+    from platform.results import write_table
+
+    started, tic = datetime.now(UTC).isoformat(timespec="seconds"), time.perf_counter()
+    fit()
+    row = pl.DataFrame({"command": [command], "started_at": [started], "wall_s": [time.perf_counter() - tic]})
+    path = results_dir / "driver.parquet"
+    previous = pl.read_parquet(path) if path.is_file() else row.clear()
+    write_table(pl.concat([previous, row]), path)
 
 
 def _announce(console: Console, spec: StudySpec, url: str, trials: int, concurrency: int, results_dir: Path) -> None:
@@ -249,7 +263,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     results_dir = results_root() / args.name
     if not (results_dir / "spec.yaml").is_file():
         raise UsageError(f"{results_dir}: no such study")
-    out = write_report(load_spec(results_dir / "spec.yaml"), results_dir)
+    out = write_report(load_spec(results_dir / "spec.yaml"), results_dir, Path(args.out) if args.out else None)
     console.print(f"report: {out / 'report.md'} and {out / 'report.html'}")
     return 0
 
@@ -277,6 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--output")
     report = sub.add_parser("report", help="figures, tests and an HTML report of a study")
     report.add_argument("name")
+    report.add_argument("--out", help="output folder (default: results/<study>/report)")
     return parser
 
 

@@ -68,7 +68,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     train = PreparedSplit.open(Path(config.train.prepared_dir) / config.data.name, "train")
     node = ray.get_runtime_context().get_node_id()
     outcome = run_dir / f"worker-{rank}.json"
-    outcome.write_text(json.dumps({"node_id": node, "failure": ""}))
+    outcome.write_text(json.dumps({"node_id": node, "pid": os.getpid(), "failure": ""}))
 
     def report(stage: str, step: int, total: int, loss: float, ips: float) -> None:
         ray.train.report({"stage": stage, "step": step, "loss": loss, "images_per_s": ips, "node_id": node})
@@ -76,7 +76,7 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     try:
         fit(config, train, run_dir, report, rank, world if world > 1 and dist.is_initialized() else 1)
     except FloatingPointError as exc:  # deterministic: restarting the workers would fail the same way
-        outcome.write_text(json.dumps({"node_id": node, "failure": str(exc)}))
+        outcome.write_text(json.dumps({"node_id": node, "pid": os.getpid(), "failure": str(exc)}))
 
 
 def run_trial(params: dict[str, Any], context: TrialContext) -> None:
@@ -113,6 +113,7 @@ def run_trial(params: dict[str, Any], context: TrialContext) -> None:
         scaling_config=ray.train.ScalingConfig(
             num_workers=res.workers,
             use_gpu=res.gpus_per_worker > 0,
+            placement_strategy=res.placement.upper(),
             resources_per_worker={
                 "CPU": res.cpus_per_worker,
                 **({"GPU": res.gpus_per_worker} if res.gpus_per_worker else {}),

@@ -53,3 +53,38 @@ def tiny(tmp_path):
         return config
 
     return make
+
+
+@pytest.fixture(scope="session")
+def prepared_synthetic(tmp_path_factory) -> Path:
+    """A prepared/ folder holding the 32 px synthetic set that studies/smoke.yaml expects."""
+    root = tmp_path_factory.mktemp("prepared")
+    prepare_dataset(load_config(["data=synthetic", "data.image_size=32"]).data, root / "synthetic")
+    return root
+
+
+@pytest.fixture
+def study_env(prepared_synthetic):
+    """make(results, dashboard_port) → environment for `python -m platform.study` subprocesses."""
+
+    def make(results: Path, port: int) -> dict[str, str]:
+        return {
+            **os.environ,
+            "STUDY_RESULTS": str(results),
+            "STUDY_PREPARED": str(prepared_synthetic),
+            "STUDY_DASHBOARD_PORT": str(port),
+            "RAY_AUTH_MODE": "token",
+        }
+
+    return make
+
+
+def write_spec(path: Path, **changes) -> Path:
+    """studies/smoke.yaml with top-level keys replaced (nested dicts merged one level deep)."""
+    import yaml
+
+    spec = yaml.safe_load((REPO / "studies" / "smoke.yaml").read_text())
+    for key, value in changes.items():
+        spec[key] = {**spec[key], **value} if isinstance(value, dict) and isinstance(spec.get(key), dict) else value
+    path.write_text(yaml.safe_dump(spec))
+    return path

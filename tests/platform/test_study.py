@@ -18,10 +18,6 @@ from tests.conftest import REPO
 pytestmark = pytest.mark.slow
 
 
-def _env(results: Path, port: int) -> dict[str, str]:
-    return {**os.environ, "STUDY_RESULTS": str(results), "STUDY_DASHBOARD_PORT": str(port), "RAY_AUTH_MODE": "token"}
-
-
 def _study(args: list[str], env: dict[str, str], timeout: int = 600) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "platform.study", *args],
@@ -46,10 +42,16 @@ def _dashboard_answers(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def smoke(tmp_path_factory):
+def smoke(tmp_path_factory, prepared_synthetic):
     """One real run of studies/smoke.yaml; the dashboard is polled while it runs."""
     results = tmp_path_factory.mktemp("results")
-    env = _env(results, 8275)
+    env = {
+        **os.environ,
+        "STUDY_RESULTS": str(results),
+        "STUDY_PREPARED": str(prepared_synthetic),
+        "STUDY_DASHBOARD_PORT": "8275",
+        "RAY_AUTH_MODE": "token",
+    }
     driver = subprocess.Popen(
         [sys.executable, "-m", "platform.study", "run", "studies/smoke.yaml"],
         cwd=REPO,
@@ -134,8 +136,8 @@ def test_query_status_and_report(smoke):
     assert "Wilcoxon" in html or "wilcoxon_p" in html
 
 
-def test_resume_after_killing_the_driver(tmp_path):
-    env = _env(tmp_path, 8276)
+def test_resume_after_killing_the_driver(tmp_path, study_env):
+    env = study_env(tmp_path, 8276)
     driver = subprocess.Popen(
         [sys.executable, "-m", "platform.study", "run", "studies/smoke.yaml"],
         cwd=REPO,
