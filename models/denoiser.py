@@ -66,3 +66,21 @@ class ConcatDenoiser(nn.Module):
 
     def forward(self, z_t: torch.Tensor, timesteps: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
         return self.unet(torch.cat([z_t, condition], dim=1), timesteps)
+
+
+class ImageDecoder(nn.Module):
+    """Reconstructs the image B×C×H×W from ImageEncoder features B×k×H/f×W/f.
+
+    Only used to pre-train the condition encoder as an image autoencoder (the paper's image VAE
+    initialisation); discarded from the sampling path."""
+
+    def __init__(self, in_channels: int, width: int, out_channels: int, factor: int, groups: int = 8) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [_conv_block(in_channels, width, groups)]
+        for _ in range(factor.bit_length() - 1):
+            layers += [nn.Upsample(scale_factor=2, mode="nearest"), _conv_block(width, width, groups)]
+        layers.append(nn.Conv2d(width, out_channels, 3, padding=1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.layers(features)

@@ -5,6 +5,7 @@ The same class is the pixel-space baseline when given `PixelMaskCodec`: only the
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
@@ -41,9 +42,11 @@ class MedSegLatDiff(nn.Module):
         p_uncond: float = 0.0,
         guidance_scale: float | None = None,
         ema_decay: float = 0.999,
+        image_decoder: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.codec = codec
+        self.image_decoder = image_decoder  # only to pre-train the image encoder as an autoencoder
         self.net = ConditionedDenoiser(image_encoder, denoiser)
         self.ema = AveragedModel(self.net, avg_fn=_ema_with_warmup(ema_decay), use_buffers=True)
         self.train_scheduler = train_scheduler
@@ -63,6 +66,12 @@ class MedSegLatDiff(nn.Module):
             keep = torch.rand(images.shape[0], 1, 1, 1, generator=generator, device=images.device) >= self.p_uncond
             condition = condition * keep
         return diffusion_loss(self.net.denoiser, latents, condition, self.train_scheduler, generator)
+
+    def image_reconstruction_loss(self, images: torch.Tensor) -> torch.Tensor:
+        """MSE of the image autoencoder (image encoder → image decoder); needs `image_decoder`."""
+        if self.image_decoder is None:
+            raise RuntimeError("this model was built without an image decoder")
+        return F.mse_loss(self.image_decoder(self.net.image_encoder(images)), images)
 
     def update_ema(self) -> None:
         self.ema.update_parameters(self.net)

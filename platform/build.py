@@ -7,7 +7,7 @@ from platform.config_types import Config
 from torch import nn
 
 from models.autoencoder import MaskAutoencoder, PixelMaskCodec
-from models.denoiser import ConcatDenoiser, ImageEncoder
+from models.denoiser import ConcatDenoiser, ImageDecoder, ImageEncoder
 from models.diffusion import make_schedulers
 from models.medseglatdiff import MedSegLatDiff
 from models.unet import UNetSegmenter
@@ -29,6 +29,11 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
     )
     train_scheduler, sample_scheduler = make_schedulers(m.train_timesteps, m.schedule, m.prediction)
     cfg = m.conditioning == "cfg"
+    image_decoder = None
+    if m.image_encoder_init == "autoencoder":
+        image_decoder = ImageDecoder(
+            m.cond_channels, m.encoder_channels[-1], d.channels, codec.factor, m.norm_num_groups
+        )
     return MedSegLatDiff(
         codec,
         encoder,
@@ -39,4 +44,5 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
         p_uncond=m.p_uncond if cfg else 0.0,
         guidance_scale=m.effective_guidance_scale if cfg else None,
         ema_decay=m.ema_decay,
+        image_decoder=image_decoder,
     )

@@ -67,6 +67,7 @@ class ModelConfig:
     dice_weight: float = 1.0
     cond_channels: int = 16
     encoder_channels: list[int] = field(default_factory=lambda: [16, 32, 32])
+    image_encoder_init: str = "none"  # none | autoencoder: pre-train the condition encoder on image reconstruction
     denoiser_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     attention_levels: list[bool] = field(default_factory=lambda: [False, False, True])
     norm_num_groups: int = 8
@@ -106,6 +107,11 @@ class ModelConfig:
                 f"{chans}: every entry must be a multiple of norm_num_groups={self.norm_num_groups}",
             )
         _check(self.wce_weight is None or self.wce_weight > 0, "model.wce_weight", f"{self.wce_weight} must be > 0")
+        _check(
+            self.image_encoder_init in ("none", "autoencoder"),
+            "model.image_encoder_init",
+            f"'{self.image_encoder_init}' is not none or autoencoder",
+        )
         _check(0.0 < self.ema_decay < 1.0, "model.ema_decay", f"{self.ema_decay} must be in (0, 1)")
 
     @property
@@ -129,6 +135,7 @@ class TrainConfig:
     batch_size: int = 16
     lr: float = 2e-3
     ae_steps: int = 300
+    image_ae_steps: int = 100  # only with model.image_encoder_init=autoencoder
     diffusion_steps: int = 600
     log_every: int = 25
     eval_samples: int = 8
@@ -148,7 +155,7 @@ class TrainConfig:
         )
         for key in ("threads", "batch_size", "eval_samples", "ddim_steps", "log_every"):
             _check(getattr(self, key) >= 1, f"train.{key}", f"{getattr(self, key)} must be ≥ 1")
-        for key in ("ae_steps", "diffusion_steps", "eval_images"):
+        for key in ("ae_steps", "image_ae_steps", "diffusion_steps", "eval_images"):
             _check(getattr(self, key) >= 0, f"train.{key}", f"{getattr(self, key)} must be ≥ 0")
         _check(self.lr > 0, "train.lr", f"{self.lr} must be > 0")
 

@@ -1,6 +1,6 @@
 """Evaluate a trained run's sample ensembles, or compare two evaluated runs.
 
-  python -m platform.evaluate run=runs/<name> [split=val|test] [samples=16] [steps=20]
+  python -m platform.evaluate run=runs/<name> [data=<dataset>] [split=val|test] [samples=16] [steps=20]
                                   [images=N] [radius=8] [bins=10] [batch=8] [seed=0] [data.<key>=...]
   python -m platform.evaluate compare runs/<a> runs/<b> [split=test] [cluster=group]
 
@@ -14,10 +14,11 @@ bootstrap CIs of the mean difference b − a in Dice, ECE and Brier, resampling 
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
-from platform.config import load_run_config
+from platform.config import load_config, load_run_config
 from platform.config_types import Config
 from platform.data.loader import PreparedSplit
 from platform.errors import UsageError
@@ -32,7 +33,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-RUN_KEYS = {"run", "split", "samples", "steps", "images", "radius", "bins", "batch", "seed"}
+RUN_KEYS = {"run", "data", "split", "samples", "steps", "images", "radius", "bins", "batch", "seed"}
 
 
 def parse_pairs(tokens: list[str], allowed: set[str]) -> tuple[dict[str, str], list[str]]:
@@ -82,6 +83,15 @@ def config_columns(config: Config, state: dict, split: str, run_name: str) -> di
 def evaluate_run(run_dir: Path, options: dict[str, str], overrides: list[str], console: Console) -> pl.DataFrame:
     """Evaluate one run folder; returns its one-row summary table (also written to disk)."""
     config = load_run_config(run_dir / "config.yaml", overrides)
+    if "data" in options:  # evaluate on another dataset (same image size and channels)
+        other = load_config(
+            [
+                f"data={options['data']}",
+                f"data.image_size={config.data.image_size}",
+                *[o for o in overrides if o.startswith("data.")],
+            ]
+        ).data
+        config = dataclasses.replace(config, data=other)
     split = options.get("split", "val")
     if split not in ("train", "val", "test"):
         raise UsageError(f"split={split!r}: must be train, val or test")

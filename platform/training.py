@@ -86,8 +86,14 @@ def _stages(config: Config) -> list[tuple[str, int]]:
     if config.model.kind == "unet":
         return [("segmenter", t.ae_steps + t.diffusion_steps)]  # same step budget as both stages
     stages = [("autoencoder", t.ae_steps)] if config.model.kind == "medseglatdiff" else []
+    if config.model.image_encoder_init == "autoencoder":
+        stages.append(("image_autoencoder", t.image_ae_steps))
     stages.append(("diffusion", t.diffusion_steps))
-    wanted = {"all": {"autoencoder", "diffusion"}, "autoencoder": {"autoencoder"}, "diffusion": {"diffusion"}}
+    wanted = {
+        "all": {"autoencoder", "image_autoencoder", "diffusion"},
+        "autoencoder": {"autoencoder"},
+        "diffusion": {"image_autoencoder", "diffusion"},
+    }
     return [(s, n) for s, n in stages if s in wanted[t.stage]]
 
 
@@ -194,6 +200,9 @@ def _stage_objective(config: Config, model: nn.Module, stage: str, wce_weight: f
             return segmentation(logits, masks) + config.model.kl_weight * kl_divergence(mu, sigma)
 
         return codec.parameters(), autoencoder_loss
+    if stage == "image_autoencoder":
+        params = [*model.net.image_encoder.parameters(), *model.image_decoder.parameters()]  # type: ignore
+        return params, lambda images, masks: model.image_reconstruction_loss(images)  # type: ignore[operator]
     model.codec.requires_grad_(False)  # type: ignore[union-attr]
     model.codec.eval()  # type: ignore[union-attr]
     return model.net.parameters(), model.diffusion_loss  # type: ignore[union-attr]

@@ -68,3 +68,14 @@ def test_train_command_rejects_impossible_config_with_status_2():
         timeout=120,
     )
     assert result.returncode == 2 and "model.guidance_scale" in result.stdout + result.stderr
+
+
+def test_image_autoencoder_pretrains_the_condition_encoder(tiny, tmp_path):
+    config = tiny("model.image_encoder_init=autoencoder", "train.image_ae_steps=40", "train.log_every=10")
+    train = PreparedSplit.open(tmp_path / "prepared" / "synthetic", "train")
+    fit(config, train, tmp_path / "run")
+    metrics = load_checkpoint(tmp_path / "run" / "checkpoint.pt")["state"]["metrics"]
+    stages = [m["stage"] for m in metrics]
+    assert stages.index("autoencoder") < stages.index("image_autoencoder") < stages.index("diffusion")
+    losses = [m["loss"] for m in metrics if m["stage"] == "image_autoencoder"]
+    assert losses[-1] < 0.7 * losses[0]  # it learns to reconstruct images
