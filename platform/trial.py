@@ -141,6 +141,11 @@ def run_trial(params: dict[str, Any], context: TrialContext) -> None:
         "node_ids": last["node_ids"],
         "checkpoint": str(run_dir / "checkpoint.pt"),
     }
+    if not last.get("failure"):
+        try:
+            metrics = _evaluate(config, run_dir, spec, trial_id, results)
+        except Exception as exc:  # a broken checkpoint or evaluation must still leave a row saying why
+            last = {**last, "failure": f"evaluation: {type(exc).__name__}: {_last_line(exc)}"}
     if last.get("failure"):
         row = {
             **common,
@@ -151,7 +156,6 @@ def run_trial(params: dict[str, Any], context: TrialContext) -> None:
         }
         write_table(trial_frame(row, columns), results / "trials" / f"{trial_id}.parquet")
         raise RuntimeError(f"trial {trial_id} failed: {last['failure']}")
-    metrics = _evaluate(config, run_dir, spec, trial_id, results)
     curves = _curves(run_dir, spec.name, trial_id)
     write_table(curves, results / "curves" / f"{trial_id}.parquet")
     epochs = float(curves["epoch"].max()) if curves.height else 0.0
