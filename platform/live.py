@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from ray.tune import Callback
@@ -27,7 +28,8 @@ class LiveTrialTable(Callback):
         return {"title": self.title, "rows": self.rows, "_live": None}
 
     def setup(self, **info: Any) -> None:
-        self._live = Live(self.render(), console=Console(), refresh_per_second=2, transient=False)
+        console = Console(width=None if sys.stdout.isatty() else 140)
+        self._live = Live(self.render(), console=console, refresh_per_second=2, transient=False)
         self._live.start()
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

@@ -307,7 +307,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: don't squeeze tables
     if getattr(args, "max_trials", None) is not None and args.max_trials < 1:
         console.print("[red]error:[/] --max-trials must be ≥ 1")
         return 2

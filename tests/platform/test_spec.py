@@ -131,3 +131,54 @@ def test_run_exits_2_on_bad_spec_before_starting_anything(tmp_path):
         assert "error:" in result.stdout and "Traceback" not in result.stdout + result.stderr
     (tmp_path / "broken.yaml").write_text("name: [unclosed")
     assert "not valid YAML" in str(pytest.raises(SpecError, load_spec, Path(tmp_path / "broken.yaml")).value)
+
+
+@pytest.mark.parametrize(("raw", "message"), [(raw, msg) for _, raw, msg in BAD], ids=[name for name, *_ in BAD])
+def test_every_bad_spec_exits_2_with_one_line_before_ray_starts(raw, message, tmp_path, capsys, monkeypatch):
+    from platform import study
+
+    monkeypatch.setenv("STUDY_RESULTS", str(tmp_path / "results"))
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    assert study.main(["run", str(path)]) == 2
+    out = capsys.readouterr().out.strip()
+    assert out.startswith("error:") and len(out.splitlines()) == 1
+    assert "ray" not in sys.modules or not __import__("ray").is_initialized()
+    assert not (tmp_path / "results").exists()  # nothing started, nothing written
+
+
+class _FakeTrial:
+    def __init__(self, choices):
+        self.choices, self.asked = choices, []
+
+    def suggest_categorical(self, name, options):
+        self.asked.append(name)
+        return self.choices[name]
+
+    def suggest_float(self, name, low, high, log=False):
+        self.asked.append((name, low, high, log))
+        return low
+
+
+def test_search_space_suggests_conditional_parameters_only_when_they_apply():
+    from platform.search import SearchSpace
+
+    spec = load_spec(REPO / "studies" / "smoke.yaml")
+    concat = _FakeTrial({"model.conditioning": "concat"})
+    SearchSpace(spec)(concat)
+    assert concat.asked == [("model.wce_weight", 1.0, 100.0, True), "model.conditioning"]
+    cfg = _FakeTrial({"model.conditioning": "cfg"})
+    SearchSpace(spec)(cfg)
+    assert cfg.asked[-1] == ("model.guidance_scale", 1.0, 3.0, False)
+
+
+def test_scheduler_follows_the_spec():
+    from platform.search import make_scheduler
+
+    from ray.tune.schedulers import AsyncHyperBandScheduler, FIFOScheduler, MedianStoppingRule
+
+    assert isinstance(make_scheduler(parse_spec(SMOKE)), FIFOScheduler)
+    assert isinstance(
+        make_scheduler(parse_spec(_with("pruning", {"kind": "asha", "grace_period": 3}))), AsyncHyperBandScheduler
+    )
+    assert isinstance(make_scheduler(parse_spec(_with("pruning", {"kind": "median"}))), MedianStoppingRule)
