@@ -15,7 +15,6 @@ bootstrap CIs of the mean difference b − a in Dice, ECE and Brier, resampling 
 from __future__ import annotations
 
 import dataclasses
-import os
 import sys
 from pathlib import Path
 from platform.config import load_config, load_run_config
@@ -25,6 +24,7 @@ from platform.errors import UsageError
 from platform.evaluation.ensembles import EvaluationSettings, evaluate_ensembles
 from platform.evaluation.figures import confidence_panels, metric_histograms, reliability_diagram
 from platform.evaluation.statistics import paired_comparison
+from platform.results import write_table
 from platform.training import load_trained
 
 import polars as pl
@@ -121,7 +121,7 @@ def evaluate_run(run_dir: Path, options: dict[str, str], overrides: list[str], c
     )
     summary = pl.DataFrame([{**columns, **result.summary}])
     for name, frame in (("images", images), ("summary", summary), ("reliability", result.reliability)):
-        _write_parquet(frame, out / f"{name}.parquet")
+        write_table(frame, out / f"{name}.parquet")
     reliability_diagram(result.reliability, out / "reliability.png", f"{run_dir.name} ({split})")
     if result.panels:
         confidence_panels(result.panels, out / "panels.png")
@@ -141,18 +141,11 @@ def compare_runs(run_a: Path, run_b: Path, options: dict[str, str]) -> pl.DataFr
     if cluster and cluster not in frames[0].columns:
         raise UsageError(f"cluster={cluster!r}: not a column of the images table")
     table = paired_comparison(frames[0], frames[1], cluster=cluster)
-    _write_parquet(
+    write_table(
         table.with_columns(pl.lit(run_a.name).alias("run_a"), pl.lit(run_b.name).alias("run_b")),
         run_b / f"eval-{split}" / f"compare-{run_a.name}.parquet",
     )
     return table
-
-
-def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    frame.write_parquet(tmp)
-    os.replace(tmp, path)
 
 
 def render_summary(summary: pl.DataFrame, console: Console) -> None:

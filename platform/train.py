@@ -18,6 +18,7 @@ from platform.config_types import Config
 from platform.data.loader import PreparedSplit
 from platform.errors import UsageError
 from platform.metrics import dice, iou, majority_vote
+from platform.results import write_table
 from platform.training import choose_device, fit
 
 import numpy as np
@@ -96,7 +97,7 @@ def run(config: Config, console: Console) -> dict:
 
     state = load_checkpoint(run_dir / "checkpoint.pt")["state"]
     if state["metrics"]:
-        _write_parquet(pl.DataFrame(state["metrics"]), run_dir / "metrics.parquet")
+        write_table(pl.DataFrame(state["metrics"]), run_dir / "metrics.parquet")
     summary = {
         "run_dir": str(run_dir),
         "train_seconds": time.perf_counter() - tic,
@@ -108,12 +109,6 @@ def run(config: Config, console: Console) -> dict:
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, run_dir / "summary.json")
     return summary
-
-
-def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.write_parquet(tmp)
-    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
