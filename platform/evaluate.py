@@ -158,6 +158,7 @@ def render_summary(summary: pl.DataFrame, console: Console) -> None:
         table.add_column(column, justify="left" if column == "metric" else "right")
     for key in (
         "dice",
+        "dice_nonempty",
         "iou",
         "dice_per_sample",
         "dice_annotators",

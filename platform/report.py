@@ -50,9 +50,20 @@ def write_report(spec: StudySpec, results_dir: Path, out: Path | None = None) ->
             figures.append(run_dir / "panels.png")
     comparison = _compare_best(results_dir, spec, ranked)
     params = [c for c in done.columns if c.startswith("p_")]
-    best = ranked.select(
-        "trial_id", *params, "dice", "iou", "ece", "ece_border", "brier", "ged", "hm_iou", "wall_s"
-    ).head(10)
+    wanted = [
+        "trial_id",
+        *params,
+        "dice",
+        "dice_nonempty",
+        "iou",
+        "ece",
+        "ece_border",
+        "brier",
+        "ged",
+        "hm_iou",
+        "wall_s",
+    ]
+    best = ranked.select([c for c in wanted if c in ranked.columns]).head(10)
     failed = trials.filter(pl.col("status") != "completed").select("trial_id", "status", "failure")
     sections = [
         (

@@ -23,6 +23,7 @@ TRIAL_SCHEMA: dict[str, Any] = {
     "status": pl.Utf8,
     "failure": pl.Utf8,
     "dice": pl.Float64,
+    "dice_nonempty": pl.Float64,
     "iou": pl.Float64,
     "dice_per_sample": pl.Float64,
     "ece": pl.Float64,

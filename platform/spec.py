@@ -17,6 +17,7 @@ import yaml
 
 METRICS = {  # objective metric → its natural direction (documented in README)
     "dice": "max",
+    "dice_nonempty": "max",
     "iou": "max",
     "dice_per_sample": "max",
     "dice_annotators": "max",

@@ -223,6 +223,7 @@ def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, res
         confidence_panels(result.panels, run_dir / "panels.png")
     keys = (
         "dice",
+        "dice_nonempty",
         "iou",
         "dice_per_sample",
         "ece",

@@ -92,6 +92,9 @@ def evaluate_ensembles(
             k: float(frame[k].mean())
             for k in ("dice", "iou", "dice_per_sample", "dice_annotators", "iou_annotators", "ged", "hm_iou")
         },
+        # Empty-vs-empty counts as Dice 1: on LIDC about half the slices have an empty consensus,
+        # so Dice over the others says whether the model finds nodules at all.
+        "dice_nonempty": _mean_where(frame, "dice", pl.col("foreground") > 0),
         "ece": pooled.ece(),
         "ece_border": border.ece(),
         "brier": pooled.brier(),
@@ -132,6 +135,11 @@ def _image_row(
         "predicted_foreground": float(prediction.float().mean()),
         "mean_entropy": float(_entropy(mean).mean()),
     }
+
+
+def _mean_where(frame: pl.DataFrame, column: str, condition: pl.Expr) -> float:
+    selected = frame.filter(condition)[column]
+    return float(selected.mean()) if selected.len() else float("nan")
 
 
 def _entropy(p: torch.Tensor) -> torch.Tensor:

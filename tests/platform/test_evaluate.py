@@ -29,6 +29,8 @@ def test_evaluate_writes_tables_and_figures(trained):
     for key in ("dice", "iou", "hm_iou", "ece", "ece_border", "brier", "ueo"):
         assert 0.0 <= row[key] <= 1.0, key
     assert 0.0 <= row["ged"] <= 2.0 and row["nll"] >= 0
+    nonempty = pl.read_parquet(run / "eval-val" / "images.parquet").filter(pl.col("foreground") > 0)
+    assert row["dice_nonempty"] == pytest.approx(float(nonempty["dice"].mean()))
     out = run / "eval-val"
     images = pl.read_parquet(out / "images.parquet")
     assert images.height == row["images"] and {"id", "group", "dice", "ged", "ece", "run"} <= set(images.columns)
