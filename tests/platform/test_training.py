@@ -79,3 +79,37 @@ def test_image_autoencoder_pretrains_the_condition_encoder(tiny, tmp_path):
     assert stages.index("autoencoder") < stages.index("image_autoencoder") < stages.index("diffusion")
     losses = [m["loss"] for m in metrics if m["stage"] == "image_autoencoder"]
     assert losses[-1] < 0.7 * losses[0]  # it learns to reconstruct images
+
+
+def _rank(rank: int, world: int, port: int, out) -> None:
+    from platform.training import _average_gradients
+
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
+    params = [torch.zeros(3, requires_grad=True), torch.zeros(2, 2, requires_grad=True)]
+    params[0].grad = torch.full((3,), float(rank + 1))
+    params[1].grad = torch.full((2, 2), float(10 * (rank + 1)))
+    _average_gradients(params, world)
+    out.put((rank, params[0].grad.tolist(), params[1].grad.tolist()))
+    dist.destroy_process_group()
+
+
+def test_gradients_are_averaged_across_ranks():
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = [ctx.Process(target=_rank, args=(r, 2, port, out)) for r in range(2)]
+    for p in procs:
+        p.start()
+    results = [out.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    for _, first, second in results:
+        assert first == [1.5, 1.5, 1.5] and second == [[15.0, 15.0], [15.0, 15.0]]
