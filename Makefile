@@ -13,7 +13,7 @@ run: prepare
 	python -m platform.data.summary
 
 test: install
-	@dvc pull -q || echo "warning: dvc pull failed; tests needing data/ will skip (and fail under CI=true)"
+	@dvc pull -q data.dvc || echo "warning: dvc pull failed; tests needing data/ will skip (and fail under CI=true)"
 	python -m pytest -q
 
 install: $(VENV)/.installed
@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 data: install
-	dvc pull
+	dvc pull data.dvc
 
 prepare: data
 	dvc repro
