@@ -12,7 +12,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 from platform.errors import UsageError  # noqa: E402
-from platform.evaluation.figures import reliability_diagram  # noqa: E402
+from platform.evaluation.figures import reliability_diagram, save_figure  # noqa: E402
 from platform.evaluation.statistics import paired_comparison  # noqa: E402
 from platform.results import scan  # noqa: E402
 from platform.spec import StudySpec  # noqa: E402
@@ -101,7 +101,7 @@ def _objective_vs_parameters(done: pl.DataFrame, spec: StudySpec, path: Path) ->
         axis.set_xlabel(param.removeprefix("p_"))
         axis.set_ylabel(metric)
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _pareto_front(done: pl.DataFrame, path: Path) -> Path:
@@ -120,7 +120,7 @@ def _pareto_front(done: pl.DataFrame, path: Path) -> Path:
     axis.set_xlabel("ECE (lower is better)")
     axis.set_ylabel("Dice (higher is better)")
     axis.legend()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def _compare_best(results_dir: Path, spec: StudySpec, ranked: pl.DataFrame) -> pl.DataFrame:
@@ -130,14 +130,6 @@ def _compare_best(results_dir: Path, spec: StudySpec, ranked: pl.DataFrame) -> p
     frames = [pl.read_parquet(results_dir / "images" / f"{t}.parquet") for t in (a, b)]
     table = paired_comparison(frames[0], frames[1], cluster="group")
     return table.with_columns(pl.lit(a).alias("trial_a"), pl.lit(b).alias("trial_b (best)"))
-
-
-def _save(figure: plt.Figure, path: Path) -> Path:
-    tmp = path.with_name(f".{path.name}")
-    figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(figure)
-    os.replace(tmp, path)
-    return path
 
 
 def _markdown_table(frame: pl.DataFrame) -> str:

@@ -13,7 +13,8 @@ import numpy as np  # noqa: E402
 import polars as pl  # noqa: E402
 
 
-def _save(figure: plt.Figure, path: Path) -> Path:
+def save_figure(figure: plt.Figure, path: Path) -> Path:
+    """Write a PNG via a temporary name and rename; closes the figure."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     figure.savefig(tmp, dpi=110, bbox_inches="tight")
@@ -36,7 +37,7 @@ def reliability_diagram(reliability: pl.DataFrame, path: Path, title: str = "") 
     bottom.set_yscale("log")
     bottom.set_xlabel("predicted foreground probability")
     bottom.set_ylabel("pixels")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def confidence_panels(panels: list[dict[str, np.ndarray]], path: Path) -> Path:
@@ -59,7 +60,7 @@ def confidence_panels(panels: list[dict[str, np.ndarray]], path: Path) -> Path:
                 axes[row, col].set_title(name, fontsize=8)
         for col in range(len(shown), columns):
             axes[row, col].set_axis_off()
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def metric_histograms(images: pl.DataFrame, path: Path, metrics: tuple[str, ...] = ("dice", "ece")) -> Path:
@@ -68,4 +69,4 @@ def metric_histograms(images: pl.DataFrame, path: Path, metrics: tuple[str, ...]
         axis.hist(images[metric].drop_nans().to_numpy(), bins=20, color="steelblue", edgecolor="k")
         axis.set_xlabel(f"per-image {metric}")
         axis.set_ylabel("images")
-    return _save(figure, path)
+    return save_figure(figure, path)
