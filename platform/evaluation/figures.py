@@ -42,7 +42,7 @@ def reliability_diagram(reliability: pl.DataFrame, path: Path, title: str = "") 
 
 def confidence_panels(panels: list[dict[str, np.ndarray]], path: Path) -> Path:
     """Rows: image | annotations (overlaid count) | up to 4 samples | mean | entropy."""
-    columns = 3 + max((len(p["samples"]) for p in panels), default=0) + 0
+    columns = 4 + max((len(p["samples"]) for p in panels), default=0)  # image, annotators, samples, mean, entropy
     figure, axes = plt.subplots(len(panels), columns, figsize=(1.8 * columns, 1.9 * len(panels)), squeeze=False)
     for row, panel in enumerate(panels):
         shown = [("image", panel["image"][0], "gray"), ("annotators", panel["annotations"].sum(0), "viridis")]
