@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from platform.config import load_config, load_run_config
 from platform.config_types import Config
 from platform.data.loader import PreparedSplit
 from platform.errors import UsageError
-from platform.evaluation.ensembles import EvaluationSettings, evaluate_ensembles
+from platform.evaluation.ensembles import Evaluation, EvaluationSettings, evaluate_ensembles
 from platform.evaluation.figures import confidence_panels, metric_histograms, reliability_diagram
 from platform.evaluation.statistics import paired_comparison
 from platform.results import write_table
@@ -80,6 +81,24 @@ def config_columns(config: Config, state: dict, split: str, run_name: str) -> di
     }
 
 
+def evaluate_checkpoint(
+    config: Config,
+    run_dir: Path,
+    split: str,
+    settings: EvaluationSettings,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Evaluation, pl.DataFrame, dict]:
+    """Load a run folder's model and evaluate its ensembles on a prepared split.
+
+    Returns the evaluation, its per-image rows with the patient/case `group`, and the run state."""
+    dataset_dir = Path(config.train.prepared_dir) / config.data.name
+    data = PreparedSplit.open(dataset_dir, split)
+    manifest = pl.read_parquet(dataset_dir / "manifest.parquet").filter(pl.col("split") == split).sort("index")
+    model, state = load_trained(run_dir, config)
+    result = evaluate_ensembles(model, data, manifest["id"].to_list(), settings, progress)
+    return result, result.images.join(manifest.select("id", "group"), on="id"), state
+
+
 def evaluate_run(run_dir: Path, options: dict[str, str], overrides: list[str], console: Console) -> pl.DataFrame:
     """Evaluate one run folder; returns its one-row summary table (also written to disk)."""
     config = load_run_config(run_dir / "config.yaml", overrides)
@@ -105,20 +124,14 @@ def evaluate_run(run_dir: Path, options: dict[str, str], overrides: list[str], c
         max_images=_int(options, "images", 10**9, 1),
     )
     torch.set_num_threads(config.train.threads)
-    dataset_dir = Path(config.train.prepared_dir) / config.data.name
-    data = PreparedSplit.open(dataset_dir, split)
-    manifest = pl.read_parquet(dataset_dir / "manifest.parquet").filter(pl.col("split") == split).sort("index")
-    model, state = load_trained(run_dir, config)
     with Progress(console=console, transient=True) as bar:
-        task = bar.add_task(f"sampling {settings.samples}× per image", total=min(len(data), settings.max_images or 0))
-        result = evaluate_ensembles(
-            model, data, manifest["id"].to_list(), settings, lambda done, total: bar.update(task, completed=done)
+        task = bar.add_task(f"sampling {settings.samples}× per image", total=None)
+        result, images, state = evaluate_checkpoint(
+            config, run_dir, split, settings, lambda done, total: bar.update(task, completed=done, total=total)
         )
     columns = config_columns(config, state, split, run_dir.name)
     out = run_dir / f"eval-{split}"
-    images = result.images.join(manifest.select("id", "group"), on="id").with_columns(
-        *[pl.lit(v).alias(k) for k, v in columns.items()]
-    )
+    images = images.with_columns(*[pl.lit(v).alias(k) for k, v in columns.items()])
     summary = pl.DataFrame([{**columns, **result.summary}])
     for name, frame in (("images", images), ("summary", summary), ("reliability", result.reliability)):
         write_table(frame, out / f"{name}.parquet")

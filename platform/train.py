@@ -17,11 +17,10 @@ from platform.config import config_to_yaml, load_config
 from platform.config_types import Config
 from platform.data.loader import PreparedSplit
 from platform.errors import UsageError
-from platform.metrics import dice, iou, majority_vote
+from platform.evaluation.ensembles import EvaluationSettings, evaluate_ensembles
 from platform.results import write_table
 from platform.training import choose_device, fit
 
-import numpy as np
 import polars as pl
 import torch
 from rich.console import Console
@@ -38,22 +37,18 @@ def default_run_name(config: Config) -> str:
     return "-".join(parts + [f"seed{config.train.seed}"])
 
 
-@torch.no_grad()
 def quick_validation(model: torch.nn.Module, val: PreparedSplit, config: Config) -> dict[str, float]:
     """Dice/IoU of the ensemble-mean mask against the majority vote on the first `eval_images`."""
     t = config.train
-    count = min(len(val), t.eval_images)
-    device = next(model.parameters()).device
-    generator = torch.Generator(device=device).manual_seed(t.seed)
-    dices, ious = [], []
-    for start in range(0, count, 16):
-        images = torch.from_numpy(np.array(val.images[start : min(start + 16, count)])).to(device)
-        truth = majority_vote(torch.from_numpy(np.array(val.masks[start : start + len(images)])))
-        ensemble = model.sample(images, t.eval_samples, t.ddim_steps, generator)  # type: ignore[operator]
-        prediction = (ensemble.mean >= 0.5).cpu()
-        dices.append(dice(prediction, truth))
-        ious.append(iou(prediction, truth))
-    return {"val_dice": float(torch.cat(dices).mean()), "val_iou": float(torch.cat(ious).mean()), "val_images": count}
+    settings = EvaluationSettings(
+        samples=t.eval_samples, steps=t.ddim_steps, batch_size=16, seed=t.seed, max_images=t.eval_images, panels=0
+    )
+    result = evaluate_ensembles(model, val, [str(i) for i in range(len(val))], settings)
+    return {
+        "val_dice": result.summary["dice"],
+        "val_iou": result.summary["iou"],
+        "val_images": result.summary["images"],
+    }
 
 
 def run(config: Config, console: Console) -> dict:
@@ -61,12 +56,7 @@ def run(config: Config, console: Console) -> dict:
     torch.set_num_threads(t.threads)
     dataset_dir = Path(t.prepared_dir) / config.data.name
     train, val = PreparedSplit.open(dataset_dir, "train"), PreparedSplit.open(dataset_dir, "val")
-    if train.images.shape[-1] != config.data.image_size or train.images.shape[1] != config.data.channels:
-        raise UsageError(
-            f"data.image_size: {dataset_dir} was prepared at {train.images.shape[-1]} px with "
-            f"{train.images.shape[1]} channels; config asks {config.data.image_size} px, "
-            f"{config.data.channels} channels (re-run prepare)"
-        )
+    train.check_matches(config.data.image_size, config.data.channels, dataset_dir)
     run_dir = Path(t.runs_dir) / (t.run_name or default_run_name(config))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(config_to_yaml(config))

@@ -106,12 +106,7 @@ def _restore(config: Config, run_dir: Path) -> tuple[RunState, nn.Module, dict |
         return RunState(), build_model(config), None
     payload = load_checkpoint(path)
     state = RunState(**payload["state"])
-    model = build_model(config, state.latent_scale)
-    try:
-        model.load_state_dict(payload["model"])
-    except RuntimeError as exc:
-        raise UsageError(f"{path}: checkpoint does not match this model config ({str(exc)[:200]})") from None
-    return state, model, payload.get("optimizer")
+    return state, _model_from(payload, config, path), payload.get("optimizer")
 
 
 def _train_stage(
@@ -228,12 +223,14 @@ def _save(run_dir: Path, model: nn.Module, state: RunState, optimizer: torch.opt
 def load_trained(run_dir: Path, config: Config) -> tuple[nn.Module, dict]:
     """The model of a finished run folder (eval mode, CPU) and its saved run state."""
     payload = load_checkpoint(run_dir / CHECKPOINT)
-    state = payload["state"]
-    model = build_model(config, state["latent_scale"])
+    return _model_from(payload, config, run_dir / CHECKPOINT).eval(), payload["state"]
+
+
+def _model_from(payload: dict, config: Config, path: Path) -> nn.Module:
+    """Build the model `config` describes and load the checkpoint's weights; UsageError on mismatch."""
+    model = build_model(config, payload["state"]["latent_scale"])
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as exc:
-        raise UsageError(
-            f"{run_dir / CHECKPOINT}: does not match {run_dir / 'config.yaml'} ({str(exc)[:200]})"
-        ) from None
-    return model.eval(), state
+        raise UsageError(f"{path}: checkpoint does not match this model config ({str(exc)[:200]})") from None
+    return model

@@ -195,30 +195,22 @@ def _last_line(exc: BaseException) -> str:
 
 
 def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, results: Path) -> dict[str, float]:
-    from platform.data.loader import PreparedSplit
-    from platform.evaluation.ensembles import EvaluationSettings, evaluate_ensembles
-    from platform.training import load_trained
+    from platform.evaluate import evaluate_checkpoint
+    from platform.evaluation.ensembles import EvaluationSettings
+    from platform.evaluation.figures import confidence_panels
 
     import torch
 
     e = spec.evaluation
     tic = time.perf_counter()
     torch.set_num_threads(max(1, os.cpu_count() or 1) if spec.resources.concurrent_trials == 1 else 1)
-    dataset_dir = Path(config.train.prepared_dir) / config.data.name
-    split = PreparedSplit.open(dataset_dir, e.split)
-    manifest = pl.read_parquet(dataset_dir / "manifest.parquet").filter(pl.col("split") == e.split).sort("index")
-    model, _ = load_trained(run_dir, config)
     settings = EvaluationSettings(
         samples=e.samples, steps=e.steps, seed=spec.seed, max_images=e.images, border_radius=e.border_radius, panels=4
     )
-    result = evaluate_ensembles(model, split, manifest["id"].to_list(), settings)
-    images = result.images.join(manifest.select("id", "group"), on="id").with_columns(
-        pl.lit(spec.name).alias("study"), pl.lit(trial_id).alias("trial_id")
-    )
+    result, images, _ = evaluate_checkpoint(config, run_dir, e.split, settings)
+    images = images.with_columns(pl.lit(spec.name).alias("study"), pl.lit(trial_id).alias("trial_id"))
     write_table(images, results / "images" / f"{trial_id}.parquet")
     write_table(result.reliability, run_dir / "reliability.parquet")
-    from platform.evaluation.figures import confidence_panels
-
     if result.panels:
         confidence_panels(result.panels, run_dir / "panels.png")
     keys = (

@@ -88,3 +88,11 @@ def write_spec(path: Path, **changes) -> Path:
         spec[key] = {**spec[key], **value} if isinstance(value, dict) and isinstance(spec.get(key), dict) else value
     path.write_text(yaml.safe_dump(spec))
     return path
+
+
+def optuna_trials(study_dir: Path) -> list:
+    """The Optuna trials a study stored beside its results (study name = folder name)."""
+    import optuna
+
+    storage = optuna.storages.RDBStorage(f"sqlite:///{study_dir / 'optuna.db'}")
+    return optuna.load_study(study_name=study_dir.name, storage=storage).trials

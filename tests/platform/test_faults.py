@@ -14,7 +14,7 @@ import optuna
 import polars as pl
 import pytest
 
-from tests.conftest import REPO, write_spec
+from tests.conftest import REPO, optuna_trials, write_spec
 
 
 def _run(spec, env, timeout=600):
@@ -96,8 +96,7 @@ def test_nan_trial_is_failed_with_its_reason_and_the_study_goes_on(tmp_path, stu
     assert failed["restarts"].max() == 0  # a deterministic failure is not retried
     good = trials.filter(pl.col("p_lr") < 1)
     assert good.height >= 1 and (good["status"] == "completed").all()
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'results' / 'nan' / 'optuna.db'}")
-    states = {t.params["train.lr"]: t.state for t in optuna.load_study(study_name="nan", storage=storage).trials}
+    states = {t.params["train.lr"]: t.state for t in optuna_trials(tmp_path / "results" / "nan")}
     assert states[1.0e12] == optuna.trial.TrialState.FAIL
     assert states[0.002] == optuna.trial.TrialState.COMPLETE
 

@@ -13,7 +13,7 @@ import optuna
 import polars as pl
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, optuna_trials
 
 pytestmark = pytest.mark.slow
 
@@ -84,10 +84,8 @@ def test_smoke_study_rows_match_optuna(smoke):
     concat = trials.filter(pl.col("p_conditioning") == "concat")
     assert concat["p_guidance_scale"].is_null().all()  # conditional parameter absent for concat
     assert (trials["node_ids"].str.len_chars() > 0).all() and (trials["git_commit"].str.len_chars() > 0).all()
-    storage = optuna.storages.RDBStorage(f"sqlite:///{study_dir / 'optuna.db'}")
     suggested = sorted(
-        (round(t.params["model.wce_weight"], 9), t.params["model.conditioning"])
-        for t in optuna.load_study(study_name="smoke", storage=storage).trials
+        (round(t.params["model.wce_weight"], 9), t.params["model.conditioning"]) for t in optuna_trials(study_dir)
     )
     assert suggested == sorted((round(w, 9), c) for w, c in trials.select("p_wce_weight", "p_conditioning").rows())
     images = pl.read_parquet(study_dir / "images" / "*.parquet")
@@ -165,6 +163,5 @@ def test_resume_after_killing_the_driver(tmp_path, study_env):
     assert after.height == 3 and after["trial_id"].n_unique() == 3 and (after["status"] == "completed").all()
     kept = after.join(before.select("trial_id", "finished_at"), on="trial_id", suffix="_before")
     assert (kept["finished_at"] == kept["finished_at_before"]).all()  # finished trials were not rerun
-    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'smoke' / 'optuna.db'}")
-    states = [t.state for t in optuna.load_study(study_name="smoke", storage=storage).trials]
+    states = [t.state for t in optuna_trials(tmp_path / "smoke")]
     assert states.count(optuna.trial.TrialState.COMPLETE) == 3
