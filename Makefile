@@ -4,8 +4,6 @@ TORCH ?= torch==2.13.0
 VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
-# Ray: token authentication stays on, said explicitly in every process we start.
-export RAY_AUTH_MODE ?= token
 
 .PHONY: run test install data prepare lint
 

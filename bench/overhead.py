@@ -27,7 +27,6 @@ def main() -> None:
     subprocess.run(
         [sys.executable, "-m", "platform.study", "run", args.spec, "--name", name],
         check=True,
-        env={**os.environ, "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")},
     )
     command_s = time.perf_counter() - tic
     results = Path(os.environ.get("STUDY_RESULTS", "results")) / name

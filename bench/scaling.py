@@ -42,7 +42,7 @@ def run_study(results: Path, name: str, steps: int, trials: int, resources: dict
         [sys.executable, "-m", "platform.study", "run", str(path)],
         check=True,
         capture_output=True,
-        env={**os.environ, "STUDY_RESULTS": str(results), "RAY_AUTH_MODE": "token"},
+        env={**os.environ, "STUDY_RESULTS": str(results)},
     )
     return time.perf_counter() - tic, pl.read_parquet(results / name / "curves" / "*.parquet")
 

@@ -60,7 +60,7 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     results = Path(tempfile.mkdtemp(prefix="soak-"))
-    env = {**os.environ, "STUDY_RESULTS": str(results), "RAY_AUTH_MODE": os.environ.get("RAY_AUTH_MODE", "token")}
+    env = {**os.environ, "STUDY_RESULTS": str(results)}
     deadline = time.time() + 60 * args.minutes
     planned = kills = rounds = 0
     while time.time() < deadline:

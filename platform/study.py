@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
+from platform.cli import run_command
+from platform.cluster import stop_ray, use_token_auth
 from platform.errors import UsageError
 from platform.results import TABLES, query, scan
 from platform.spec import METRICS, StudySpec, load_spec, parse_spec
@@ -37,75 +38,29 @@ def results_root() -> Path:
     return Path(os.environ.get("STUDY_RESULTS", "results")).resolve()
 
 
-def start_ray(address: str | None, console: Console) -> str:
-    """Start (or join) Ray with token auth and our package importable by every worker; return the dashboard URL."""
-    import ray
-
-    os.environ.setdefault("RAY_AUTH_MODE", "token")  # explicit in every process we start
-    pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
-    # PYTHONPATH puts the repo before the standard library in workers, so `platform` is ours there too.
-    runtime_env = {"env_vars": {"PYTHONPATH": pythonpath, "RAY_AUTH_MODE": os.environ["RAY_AUTH_MODE"]}}
-    address = address or os.environ.get("RAY_ADDRESS")
-    if address:
-        context = ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
-    else:
-        context = ray.init(
-            num_cpus=os.cpu_count(),
-            include_dashboard=True,
-            dashboard_host="127.0.0.1",
-            dashboard_port=int(os.environ.get("STUDY_DASHBOARD_PORT", 8265)),
-            object_store_memory=512 * 1024**2,
-            runtime_env=runtime_env,
-            log_to_driver=False,
-        )
-    url = context.dashboard_url or ""
-    return url if url.startswith("http") or not url else f"http://{url}"
-
-
-def cluster_capacity() -> tuple[float, float]:
-    import ray
-
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    largest = max((n["Resources"].get("CPU", 0.0) for n in nodes), default=0.0)
-    return float(ray.cluster_resources().get("CPU", 0.0)), float(largest)
-
-
-def provenance() -> tuple[str, str]:
-    """(git commit of the code, md5 of the data folder from data.dvc)."""
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = ""
-    data = REPO / "data.dvc"
-    md5 = ""
-    if data.is_file():
-        outs = (yaml.safe_load(data.read_text()) or {}).get("outs", [{}])
-        md5 = str(outs[0].get("md5", "")) if outs else ""
-    return commit or "unknown", md5 or "unknown"
+def prepared_root() -> Path:
+    return Path(os.environ.get("STUDY_PREPARED") or REPO / "prepared").resolve()
 
 
 def _context(spec: StudySpec, results_dir: Path):
-    from platform.trial import TrialContext
-
-    commit, data = provenance()
-    prepared = (
-        (REPO / "prepared").resolve()
-        if not os.environ.get("STUDY_PREPARED")
-        else Path(os.environ["STUDY_PREPARED"]).resolve()
-    )
+    """What every trial shares; checks first that the prepared data matches the spec."""
     from platform.config import load_config
     from platform.data.loader import PreparedSplit
+    from platform.provenance import provenance
+    from platform.trial import TrialContext
 
+    prepared = prepared_root()
     data = load_config(spec.overrides({})).data
     PreparedSplit.open(prepared / spec.dataset, "train").check_matches(
         data.image_size, data.channels, prepared / spec.dataset
     )
-    return TrialContext(spec, str(results_dir), str(prepared), commit, data)
+    origin = provenance()
+    return TrialContext(spec, str(results_dir), str(prepared), origin.git_commit, origin.data_version)
 
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    if args.max_trials is not None and args.max_trials < 1:
+        raise UsageError("--max-trials must be ≥ 1")
     spec = load_spec(Path(args.spec))
     if args.name:
         spec = parse_spec({**yaml.safe_load(Path(args.spec).read_text()), "name": args.name}, spec.source)
@@ -117,9 +72,10 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
         )
     context = _context(spec, results_dir)
     trials = min(spec.trials, args.max_trials or spec.trials)
+    from platform.cluster import cluster_capacity, start_ray
     from platform.search import feasible_concurrency, make_tuner
 
-    url = start_ray(args.address, console)
+    url = start_ray(args.address)
     concurrency = feasible_concurrency(spec, *cluster_capacity())
     results_dir.mkdir(parents=True, exist_ok=True)
     (results_dir / "spec.yaml").write_text(
@@ -139,9 +95,10 @@ def cmd_resume(args: argparse.Namespace, console: Console) -> int:
     results_dir = results_root() / args.name
     spec = load_spec(results_dir / "spec.yaml")
     context = _context(spec, results_dir)
+    from platform.cluster import cluster_capacity, start_ray
     from platform.search import feasible_concurrency, restore_tuner
 
-    url = start_ray(args.address, console)
+    url = start_ray(args.address)
     feasible_concurrency(spec, *cluster_capacity())
     done = (
         _trials(results_dir).filter(pl.col("status") == "completed").height if (results_dir / "trials").exists() else 0
@@ -307,21 +264,11 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    console = Console(width=None if sys.stdout.isatty() else 140)  # logs and CI: don't squeeze tables
-    if getattr(args, "max_trials", None) is not None and args.max_trials < 1:
-        console.print("[red]error:[/] --max-trials must be ≥ 1")
-        return 2
+    use_token_auth()  # before anything imports Ray: it reads RAY_AUTH_MODE once
     try:
-        return COMMANDS[args.command](args, console)
-    except UsageError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
-        return 2
+        return run_command(lambda console: COMMANDS[args.command](args, console))
     finally:
-        if "ray" in sys.modules:
-            import ray
-
-            if ray.is_initialized():
-                ray.shutdown()
+        stop_ray()
 
 
 if __name__ == "__main__":

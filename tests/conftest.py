@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from platform.config import load_config
 from platform.data.prepare import prepare_dataset
@@ -63,20 +67,75 @@ def prepared_synthetic(tmp_path_factory) -> Path:
     return root
 
 
+def user_env(home: Path, **extra: str) -> dict[str, str]:
+    """The environment of a new shell with only the venv activated: no RAY_* variable (not even
+    those the Makefile exports), nothing inherited but the venv's PATH, HOME set to `home`."""
+    venv_bin = str(Path(sys.executable).parent)
+    env = {"PATH": f"{venv_bin}:/usr/local/bin:/usr/bin:/bin", "HOME": str(home), "LANG": "C.UTF-8"}
+    env.update({k: os.environ[k] for k in ("CI", "TMPDIR") if k in os.environ})
+    env.update(extra)
+    assert not any(k.startswith("RAY_") for k in env), "a user's shell has no RAY_* variables"
+    return env
+
+
+@pytest.fixture(scope="session")
+def user_home(tmp_path_factory) -> Path:
+    """A HOME shared by the tests' study commands (its ~/.ray/auth_token appears on the first run)."""
+    return tmp_path_factory.mktemp("home")
+
+
 @pytest.fixture
-def study_env(prepared_synthetic):
-    """make(results, dashboard_port) → environment for `python -m platform.study` subprocesses."""
+def study_env(prepared_synthetic, user_home):
+    """make(results, dashboard_port) → a user's environment for `python -m platform.study` subprocesses."""
 
     def make(results: Path, port: int) -> dict[str, str]:
-        return {
-            **os.environ,
-            "STUDY_RESULTS": str(results),
-            "STUDY_PREPARED": str(prepared_synthetic),
-            "STUDY_DASHBOARD_PORT": str(port),
-            "RAY_AUTH_MODE": "token",
-        }
+        return user_env(
+            user_home,
+            STUDY_RESULTS=str(results),
+            STUDY_PREPARED=str(prepared_synthetic),
+            STUDY_DASHBOARD_PORT=str(port),
+        )
 
     return make
+
+
+def _dashboard_answers(port: int, home: Path) -> bool:
+    token_file = home / ".ray" / "auth_token"
+    headers = {"Authorization": f"Bearer {token_file.read_text().strip()}"} if token_file.exists() else {}
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(f"http://127.0.0.1:{port}/api/version", headers=headers), timeout=5
+        ) as response:
+            return response.status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def smoke(tmp_path_factory, prepared_synthetic):
+    """One real run of studies/smoke.yaml; the dashboard is polled while it runs."""
+    results, home = tmp_path_factory.mktemp("results"), tmp_path_factory.mktemp("new-home")
+    # As a user types it in a new shell on a new machine: no RAY_* variable, no ~/.ray/auth_token yet.
+    env = user_env(
+        home, STUDY_RESULTS=str(results), STUDY_PREPARED=str(prepared_synthetic), STUDY_DASHBOARD_PORT="8275"
+    )
+    assert not (home / ".ray" / "auth_token").exists()
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "platform.study", "run", "studies/smoke.yaml"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    answered = False
+    deadline = time.time() + 600
+    while driver.poll() is None and time.time() < deadline:
+        answered = answered or _dashboard_answers(8275, home)
+        time.sleep(2)
+    output = driver.communicate(timeout=60)[0]
+    assert driver.returncode == 0, output[-3000:]
+    return results / "smoke", env, output, answered
 
 
 def write_spec(path: Path, **changes) -> Path:
