@@ -6,6 +6,8 @@ import torch
 from monai.networks.nets import AutoencoderKL
 from torch import nn
 
+from models.stages import StageLosses
+
 
 class MaskAutoencoder(nn.Module):
     """VAE over binary masks: B×1×H×W in {0,1} → latents B×c×H/f×W/f → mask logits B×1×H×W.
@@ -50,6 +52,12 @@ def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return kl.flatten(1).sum(1).mean()
 
 
+def autoencoder_loss(codec: nn.Module, masks: torch.Tensor, losses: StageLosses) -> torch.Tensor:
+    """Mask reconstruction loss (WCE + Dice on the decoded logits) + β·KL, for masks B×1×H×W."""
+    logits, mu, sigma = codec(masks)
+    return losses.segmentation(logits, masks) + losses.kl_weight * kl_divergence(mu, sigma)
+
+
 class PixelMaskCodec(nn.Module):
     """Identity codec for pixel-space diffusion: masks live in [−1, 1] at full resolution."""
 
@@ -66,7 +74,9 @@ class PixelMaskCodec(nn.Module):
 
 
 @torch.no_grad()
-def latent_scale_factor(autoencoder: nn.Module, masks: torch.Tensor, batch_size: int = 64) -> float:
+def latent_scale_factor(
+    autoencoder: MaskAutoencoder | PixelMaskCodec, masks: torch.Tensor, batch_size: int = 64
+) -> float:
     """1 / std of the posterior means of `masks` (N×1×H×W): scales latents to unit variance.
 
     Computed once from the trained autoencoder and stored in the checkpoint (never updated

@@ -32,11 +32,33 @@ def diffusion_loss(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """MSE between the denoiser's output and its target (ε, or v for v-prediction). x0: B×c×h×w."""
+    return denoising_step(denoiser, x0, condition, scheduler, generator)[0]
+
+
+def denoising_step(
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    condition: torch.Tensor,
+    scheduler: DDPMScheduler,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One noised training example per x0 (B×c×h×w): (MSE to the target, the denoiser's estimate
+    of x0 (B×c×h×w, differentiable), ᾱ_t per example (B))."""
     noise = torch.randn(x0.shape, generator=generator, device=x0.device)
     t = torch.randint(0, scheduler.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
     x_t = scheduler.add_noise(x0, noise, t)
+    output = denoiser(x_t, t, condition)
     target = scheduler.get_velocity(x0, noise, t) if scheduler.prediction_type == "v_prediction" else noise
-    return F.mse_loss(denoiser(x_t, t, condition), target)
+    alpha_bar = scheduler.alphas_cumprod.to(x0.device)[t]
+    return F.mse_loss(output, target), estimate_x0(output, x_t, alpha_bar, scheduler.prediction_type), alpha_bar
+
+
+def estimate_x0(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor, prediction: str) -> torch.Tensor:
+    """x̂0 from an ε- or v-prediction: (x_t − √(1−ᾱ)·ε̂)/√ᾱ, or √ᾱ·x_t − √(1−ᾱ)·v̂. alpha_bar: B."""
+    a = alpha_bar.view(-1, *([1] * (x_t.dim() - 1)))
+    if prediction == "v_prediction":
+        return a.sqrt() * x_t - (1 - a).sqrt() * output
+    return (x_t - (1 - a).sqrt() * output) / a.sqrt()
 
 
 def guided_output(
@@ -62,11 +84,24 @@ def ddim_sample(
     steps: int,
     guidance_scale: float | None = None,
     generator: torch.Generator | None = None,
+    start: torch.Tensor | None = None,
+    strength: float = 1.0,
 ) -> torch.Tensor:
-    """Deterministic DDIM (η = 0) from Gaussian noise: B×c×h×w latents for condition B×k×h×w."""
+    """Deterministic DDIM (η = 0): B×c×h×w latents for condition B×k×h×w.
+
+    From Gaussian noise; or, given `start` latents (B×c×h×w) and `strength` s in (0, 1], from
+    `start` noised to the timestep s·T and denoised from there (SDEdit): s = 1 is pure noise, a
+    small s stays close to `start`."""
     scheduler.set_timesteps(steps, device=condition.device)
     x = torch.randn(latent_shape, generator=generator, device=condition.device)
-    for t in scheduler.timesteps:
+    timesteps = scheduler.timesteps
+    if start is not None and strength < 1.0:
+        first = int(strength * scheduler.num_train_timesteps)
+        timesteps = timesteps[timesteps < max(first, 1)]
+        if len(timesteps) == 0:
+            return start
+        x = scheduler.add_noise(start, x, timesteps[:1].repeat(x.shape[0]))
+    for t in timesteps:
         batch_t = torch.full((x.shape[0],), int(t), device=x.device, dtype=torch.long)
         output = guided_output(denoiser, x, batch_t, condition, guidance_scale)
         x, _ = scheduler.step(output, int(t), x)

@@ -32,5 +32,10 @@ class Ensemble:
     @property
     def entropy(self) -> torch.Tensor:
         """Predictive entropy of the confidence map, in bits."""
-        p = self.mean.clamp(1e-6, 1 - 1e-6)
-        return -(p * torch.log2(p) + (1 - p) * torch.log2(1 - p))
+        return binary_entropy(self.mean)
+
+
+def binary_entropy(p: torch.Tensor) -> torch.Tensor:
+    """Entropy in bits of Bernoulli(p), elementwise; p clipped to [1e-6, 1 − 1e-6] (0·log 0 = 0)."""
+    q = p.clamp(1e-6, 1 - 1e-6)
+    return -(q * torch.log2(q) + (1 - q) * torch.log2(1 - q))

@@ -12,19 +12,26 @@ def weighted_cross_entropy(logits: torch.Tensor, target: torch.Tensor, weight: f
 
     logits, target: B×1×H×W (target in {0, 1}). Per pixel:
     −[w·y·log σ(x) + (1 − y)·log(1 − σ(x))]."""
+    return _weighted_bce(logits, target, weight).mean()
+
+
+def _weighted_bce(logits: torch.Tensor, target: torch.Tensor, weight: float) -> torch.Tensor:
     pos_weight = torch.tensor(weight, dtype=logits.dtype, device=logits.device)
-    return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), pos_weight=pos_weight)
+    return F.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), pos_weight=pos_weight, reduction="none")
 
 
 def soft_dice_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
     """1 − soft Dice per image, averaged over the batch. logits, target: B×1×H×W.
 
     `smooth` keeps an empty mask predicted empty at loss ≈ 0 instead of 0/0."""
+    return _soft_dice_per_image(logits, target, smooth).mean()
+
+
+def _soft_dice_per_image(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1.0) -> torch.Tensor:
     probs = torch.sigmoid(logits).flatten(1)
     target = target.to(probs.dtype).flatten(1)
     overlap = (probs * target).sum(1)
-    dice = (2 * overlap + smooth) / (probs.sum(1) + target.sum(1) + smooth)
-    return (1 - dice).mean()
+    return 1 - (2 * overlap + smooth) / (probs.sum(1) + target.sum(1) + smooth)
 
 
 class SegmentationLoss(nn.Module):
@@ -36,8 +43,12 @@ class SegmentationLoss(nn.Module):
         self.dice_weight = dice_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        wce = weighted_cross_entropy(logits, target, self.wce_weight)
-        return wce + self.dice_weight * soft_dice_loss(logits, target)
+        return self.per_image(logits, target).mean()
+
+    def per_image(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The loss of each image, B (the batch mean is `forward`)."""
+        wce = _weighted_bce(logits, target, self.wce_weight).flatten(1).mean(1)
+        return wce + self.dice_weight * _soft_dice_per_image(logits, target)
 
 
 def adaptive_wce_weight(masks: torch.Tensor, max_weight: float) -> float:

@@ -4,15 +4,19 @@ The same class is the pixel-space baseline when given `PixelMaskCodec`: only the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
+from models.autoencoder import MaskAutoencoder, PixelMaskCodec, autoencoder_loss, latent_scale_factor
 from models.denoiser import ConcatDenoiser, ImageEncoder
-from models.diffusion import ddim_sample, diffusion_loss
+from models.diffusion import ddim_sample, denoising_step, diffusion_loss
 from models.ensemble import Ensemble
+from models.stages import Stage, StageLosses
 
 
 class ConditionedDenoiser(nn.Module):
@@ -29,11 +33,17 @@ class MedSegLatDiff(nn.Module):
 
     codec: encode(masks B×1×H×W) → (mu, sigma) B×c×h×w; decode(latents) → logits B×1×H×W.
     latent_scale: multiplies codec latents to unit variance (see `latent_scale_factor`).
-    guidance_scale: None for concatenation; a float s for CFG (p_uncond > 0 in training)."""
+    guidance_scale: None for concatenation; a float s for CFG (p_uncond > 0 in training).
+    prior: an optional segmentation network (images → mask logits B×1×H×W), trained in its own
+    stage and frozen after it (HiDiff-style); its probability map, average-pooled to the latent
+    size, is one more condition channel, and with prior_strength s < 1 sampling starts from the
+    latent of its mask noised to s·T instead of from pure noise.
+    x0_loss_weight: weight of a mask-space loss (WCE + Dice) on the decoded x̂0, each example
+    weighted by ᾱ_t (large t gives x̂0 that is mostly amplified noise)."""
 
     def __init__(
         self,
-        codec: nn.Module,
+        codec: MaskAutoencoder | PixelMaskCodec,
         image_encoder: ImageEncoder,
         denoiser: ConcatDenoiser,
         train_scheduler: DDPMScheduler,
@@ -43,29 +53,64 @@ class MedSegLatDiff(nn.Module):
         guidance_scale: float | None = None,
         ema_decay: float = 0.999,
         image_decoder: nn.Module | None = None,
+        prior: nn.Module | None = None,
+        prior_strength: float = 1.0,
+        x0_loss_weight: float = 0.0,
     ) -> None:
         super().__init__()
-        self.codec = codec
+        self.codec: MaskAutoencoder | PixelMaskCodec = codec
         self.image_decoder = image_decoder  # only to pre-train the image encoder as an autoencoder
         self.net = ConditionedDenoiser(image_encoder, denoiser)
         self.ema = AveragedModel(self.net, avg_fn=_ema_with_warmup(ema_decay), use_buffers=True)
         self.train_scheduler = train_scheduler
         self.sample_scheduler = sample_scheduler
+        self.latent_scale: torch.Tensor
         self.register_buffer("latent_scale", torch.tensor(float(latent_scale)))
         self.p_uncond = p_uncond
         self.guidance_scale = guidance_scale
+        self.prior = prior
+        self.prior_strength = prior_strength
+        self.x0_loss_weight = x0_loss_weight
 
-    def diffusion_loss(self, images: torch.Tensor, masks: torch.Tensor, generator: torch.Generator | None = None):
-        """DDPM loss for images B×C×H×W and one mask per image B×1×H×W; the codec is frozen.
+    def diffusion_loss(
+        self,
+        images: torch.Tensor,
+        masks: torch.Tensor,
+        generator: torch.Generator | None = None,
+        mask_loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> torch.Tensor:
+        """DDPM loss for images B×C×H×W and one mask per image B×1×H×W; codec and prior are frozen.
 
-        With CFG, each image's condition is zeroed with probability p_uncond."""
+        With CFG, each image's condition is zeroed with probability p_uncond. With x0_loss_weight
+        > 0 and `mask_loss` (per-image losses B from logits and masks), adds
+        x0_loss_weight · mean_b(ᾱ_b · mask_loss(decode(x̂0_b), mask_b))."""
         with torch.no_grad():
             latents = self.codec.encode(masks)[0] * self.latent_scale
-        condition = self.net.image_encoder(images)
+        condition = self._net_condition(self.net, images)
         if self.p_uncond > 0:
             keep = torch.rand(images.shape[0], 1, 1, 1, generator=generator, device=images.device) >= self.p_uncond
             condition = condition * keep
-        return diffusion_loss(self.net.denoiser, latents, condition, self.train_scheduler, generator)
+        if self.x0_loss_weight <= 0 or mask_loss is None:
+            return diffusion_loss(self.net.denoiser, latents, condition, self.train_scheduler, generator)
+        mse, x0_hat, alpha_bar = denoising_step(self.net.denoiser, latents, condition, self.train_scheduler, generator)
+        per_image = mask_loss(self.codec.decode(x0_hat / self.latent_scale), masks)
+        return mse + self.x0_loss_weight * (alpha_bar * per_image).mean()
+
+    def _net_condition(self, net: ConditionedDenoiser, images: torch.Tensor) -> torch.Tensor:
+        """Image features B×k×h×w, and the prior's probability map pooled to h×w when there is a prior."""
+        features = net.image_encoder(images)
+        if self.prior is None:
+            return features
+        with torch.no_grad():
+            probs = torch.sigmoid(self.prior(images))
+        return torch.cat([features, F.adaptive_avg_pool2d(probs, features.shape[-2:])], dim=1)
+
+    def prior_latents(self, images: torch.Tensor) -> torch.Tensor:
+        """Scaled latents B×c×h×w of the prior's mask (probability ≥ 0.5); needs a prior."""
+        if self.prior is None:
+            raise RuntimeError("this model was built without a prior")
+        mask = (torch.sigmoid(self.prior(images)) >= 0.5).float()
+        return self.codec.encode(mask)[0] * self.latent_scale
 
     def image_reconstruction_loss(self, images: torch.Tensor) -> torch.Tensor:
         """MSE of the image autoencoder (image encoder → image decoder); needs `image_decoder`."""
@@ -75,6 +120,64 @@ class MedSegLatDiff(nn.Module):
 
     def update_ema(self) -> None:
         self.ema.update_parameters(self.net)
+
+    def stages(self, losses: StageLosses) -> list[Stage]:
+        """Mask autoencoder (unless the codec is the pixel identity), optionally the image encoder as
+        an image autoencoder, then the latent diffusion with the codec frozen (see models/stages.py)."""
+        stages = []
+        trains_codec = any(True for _ in self.codec.parameters())
+        if trains_codec:
+            stages.append(
+                Stage(
+                    "autoencoder",
+                    "autoencoder",
+                    ("ae_steps",),
+                    self.codec.parameters,
+                    lambda images, masks: autoencoder_loss(self.codec, masks, losses),
+                    after_stage=self._fit_latent_scale,
+                )
+            )
+        if self.image_decoder is not None:
+            decoder = self.image_decoder
+            stages.append(
+                Stage(
+                    "image_autoencoder",
+                    "diffusion",
+                    ("image_ae_steps",),
+                    lambda: [*self.net.image_encoder.parameters(), *decoder.parameters()],
+                    lambda images, masks: self.image_reconstruction_loss(images),
+                )
+            )
+        if self.prior is not None:
+            prior = self.prior
+            stages.append(
+                Stage(
+                    "prior",
+                    "diffusion",
+                    ("prior_steps",),
+                    prior.parameters,
+                    lambda images, masks: losses.segmentation(prior(images), masks),
+                )
+            )
+        frozen = (self.codec,) if self.prior is None else (self.codec, self.prior)
+        stages.append(
+            Stage(
+                "diffusion",
+                "diffusion",
+                ("diffusion_steps",),
+                self.net.parameters,
+                lambda images, masks: self.diffusion_loss(images, masks, mask_loss=losses.segmentation.per_image),
+                frozen=frozen,
+                requires=tuple(s.name for s in stages if s.name in ("autoencoder", "prior")),
+                after_step=self.update_ema,
+            )
+        )
+        return stages
+
+    def _fit_latent_scale(self, masks: torch.Tensor) -> dict[str, float]:
+        scale = latent_scale_factor(self.codec.eval(), masks)
+        self.latent_scale.fill_(scale)
+        return {"latent_scale": scale}
 
     @torch.no_grad()
     def sample(
@@ -86,11 +189,22 @@ class MedSegLatDiff(nn.Module):
         use_ema: bool = True,
     ) -> Ensemble:
         """`samples` masks per image in one batched DDIM pass (N·B latents). images: B×C×H×W."""
-        net = self.ema.module if use_ema else self.net
-        condition = net.image_encoder(images).repeat(samples, 1, 1, 1)
+        net: ConditionedDenoiser = self.ema.module if use_ema else self.net  # type: ignore[assignment]
+        condition = self._net_condition(net, images).repeat(samples, 1, 1, 1)
         shape = (condition.shape[0], self.codec.latent_channels, *condition.shape[-2:])
+        start = None
+        if self.prior is not None and self.prior_strength < 1.0:
+            start = self.prior_latents(images).repeat(samples, 1, 1, 1)
         latents = ddim_sample(
-            net.denoiser, condition, shape, self.sample_scheduler, steps, self.guidance_scale, generator
+            net.denoiser,
+            condition,
+            shape,
+            self.sample_scheduler,
+            steps,
+            self.guidance_scale,
+            generator,
+            start,
+            self.prior_strength,
         )
         probs = torch.sigmoid(self.codec.decode(latents / self.latent_scale))
         return Ensemble(probs.reshape(samples, images.shape[0], *probs.shape[1:]))

@@ -7,6 +7,7 @@ from monai.networks.nets import UNet
 from torch import nn
 
 from models.ensemble import Ensemble
+from models.stages import Stage, StageLosses
 
 
 class UNetSegmenter(nn.Module):
@@ -25,6 +26,18 @@ class UNetSegmenter(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.unet(images)
+
+    def stages(self, losses: StageLosses) -> list[Stage]:
+        """One stage, with the step budget of the latent model's two stages together."""
+        return [
+            Stage(
+                "segmenter",
+                "diffusion",
+                ("ae_steps", "diffusion_steps"),
+                self.parameters,
+                lambda images, masks: losses.segmentation(self(images), masks),
+            )
+        ]
 
     @torch.no_grad()
     def sample(

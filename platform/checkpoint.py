@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from platform.atomic import atomic_write
 from platform.errors import UsageError
 from typing import Any
 
 import torch
 
+CHECKPOINT = "checkpoint.pt"  # the file name of a run folder's checkpoint
+
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     """Write `payload` (tensors, numbers, strings, lists, dicts) to `path`; never half-written."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: Path) -> dict[str, Any]:

@@ -23,7 +23,7 @@ def use_token_auth() -> str:
     """Token mode for this process and its children unless the user chose a mode; returns the mode."""
     os.environ.setdefault(AUTH_MODE, "token")
     if "ray" in sys.modules:  # Ray read the mode when imported: make it read it again
-        from ray._raylet import Config
+        from ray._raylet import Config  # type: ignore[attr-defined]  # what Ray's own _enable_token_auth calls
 
         Config.initialize("")
     return os.environ[AUTH_MODE]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from platform.data.layouts import LAYOUTS
 from platform.errors import ConfigError
 
-LAYOUTS = ("lidc_crops", "lidc_dicom", "isic2018", "cvc_clinicdb", "folder_pairs", "synthetic")
 MODEL_KINDS = ("medseglatdiff", "unet", "pixel_diffusion")
-CONDITIONING = ("concat", "cfg")
+CONDITIONING = ("concat", "cfg")  # shorthand: cfg = concat entry + classifier-free guidance
+CONDITION_ENTRIES = ("concat",)  # how the condition enters the denoiser (room for crossattn)
 PREDICTIONS = ("epsilon", "v_prediction")
 
 
@@ -71,25 +72,43 @@ class ModelConfig:
     denoiser_channels: list[int] = field(default_factory=lambda: [32, 64, 64])
     attention_levels: list[bool] = field(default_factory=lambda: [False, False, True])
     norm_num_groups: int = 8
-    conditioning: str = "concat"
+    condition_entry: str = "concat"
+    guidance: bool = False  # classifier-free guidance: train with dropped conditions, sample with scale s
+    conditioning: str | None = None  # shorthand kept for specs: concat | cfg (= guidance on); see `mode`
     p_uncond: float = 0.1
     guidance_scale: float | None = None  # only with conditioning=cfg; None there means 2.0
     prediction: str = "epsilon"
     train_timesteps: int = 1000
     schedule: str = "scaled_linear_beta"
     ema_decay: float = 0.999
+    prior: bool = False  # a supervised UNet (own stage, then frozen) whose probability map conditions the denoiser
+    prior_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    prior_strength: float = 1.0  # sampling starts from the prior's mask latent noised to s·T; 1 = pure noise
+    x0_loss_weight: float = 0.0  # WCE + Dice on the decoded x̂0, weighted by ᾱ_t
 
     def __post_init__(self) -> None:
         _check(self.kind in MODEL_KINDS, "model.kind", f"'{self.kind}' is not one of {MODEL_KINDS}")
         _check(self.latent_factor in (2, 4, 8), "model.latent_factor", f"{self.latent_factor} is not one of (2, 4, 8)")
         _check(self.latent_channels >= 1, "model.latent_channels", f"{self.latent_channels} must be ≥ 1")
         _check(
-            self.conditioning in CONDITIONING,
+            self.conditioning is None or self.conditioning in CONDITIONING,
             "model.conditioning",
             f"'{self.conditioning}' is not one of {CONDITIONING}",
         )
         _check(
-            self.guidance_scale is None or self.conditioning == "cfg",
+            self.condition_entry in CONDITION_ENTRIES,
+            "model.condition_entry",
+            f"'{self.condition_entry}' is not one of {CONDITION_ENTRIES}",
+        )
+        if self.conditioning == "cfg":
+            self.guidance = True
+        _check(
+            not (self.conditioning == "concat" and self.guidance),
+            "model.guidance",
+            "true contradicts model.conditioning=concat (use conditioning=cfg, or guidance=true alone)",
+        )
+        _check(
+            self.guidance_scale is None or self.guidance,
             "model.guidance_scale",
             "is only used with model.conditioning=cfg (concatenation has no guidance)",
         )
@@ -113,12 +132,24 @@ class ModelConfig:
             f"'{self.image_encoder_init}' is not none or autoencoder",
         )
         _check(0.0 < self.ema_decay < 1.0, "model.ema_decay", f"{self.ema_decay} must be in (0, 1)")
+        _check(0.0 < self.prior_strength <= 1.0, "model.prior_strength", f"{self.prior_strength} must be in (0, 1]")
+        _check(
+            self.prior or self.prior_strength == 1.0,
+            "model.prior_strength",
+            "is only used with model.prior=true (sampling starts from the prior's mask)",
+        )
+        _check(self.x0_loss_weight >= 0, "model.x0_loss_weight", f"{self.x0_loss_weight} must be ≥ 0")
 
     @property
     def ae_channels(self) -> list[int]:
         """Autoencoder channels per level; log2(latent_factor) halvings."""
         levels = self.latent_factor.bit_length()
         return [self.ae_width] + [2 * self.ae_width] * (levels - 1)
+
+    @property
+    def mode(self) -> str:
+        """'cfg' with classifier-free guidance, else 'concat' (the condition is concatenated either way)."""
+        return "cfg" if self.guidance else "concat"
 
     @property
     def effective_guidance_scale(self) -> float:
@@ -136,7 +167,10 @@ class TrainConfig:
     lr: float = 2e-3
     ae_steps: int = 300
     image_ae_steps: int = 100  # only with model.image_encoder_init=autoencoder
+    prior_steps: int = 600  # only with model.prior=true
     diffusion_steps: int = 600
+    foreground_share: float = 0.33  # of each batch drawn from images with foreground (nnU-Net: a third)
+    augment: bool = True  # flips, 90° rotations, intensity jitter
     log_every: int = 25
     eval_samples: int = 8
     ddim_steps: int = 20
@@ -155,9 +189,14 @@ class TrainConfig:
         )
         for key in ("threads", "batch_size", "eval_samples", "ddim_steps", "log_every"):
             _check(getattr(self, key) >= 1, f"train.{key}", f"{getattr(self, key)} must be ≥ 1")
-        for key in ("ae_steps", "image_ae_steps", "diffusion_steps", "eval_images"):
+        for key in ("ae_steps", "image_ae_steps", "prior_steps", "diffusion_steps", "eval_images"):
             _check(getattr(self, key) >= 0, f"train.{key}", f"{getattr(self, key)} must be ≥ 0")
         _check(self.lr > 0, "train.lr", f"{self.lr} must be > 0")
+        _check(
+            0.0 <= self.foreground_share <= 1.0,
+            "train.foreground_share",
+            f"{self.foreground_share} must be in [0, 1]",
+        )
 
 
 @dataclass

@@ -16,17 +16,17 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from collections.abc import Callable
 from pathlib import Path
+from platform.cli import run_command
 from platform.config import load_config, load_run_config
 from platform.config_types import Config
-from platform.data.loader import PreparedSplit
 from platform.errors import UsageError
-from platform.evaluation.ensembles import Evaluation, EvaluationSettings, evaluate_ensembles
+from platform.evaluation.ensembles import EvaluationSettings
 from platform.evaluation.figures import confidence_panels, metric_histograms, reliability_diagram
+from platform.evaluation.registry import SUMMARY_METRICS, format_cell
+from platform.evaluation.runs import evaluate_checkpoint
 from platform.evaluation.statistics import paired_comparison
 from platform.results import write_table
-from platform.training import load_trained
 
 import polars as pl
 import torch
@@ -70,33 +70,15 @@ def config_columns(config: Config, state: dict, split: str, run_name: str) -> di
         "dataset": config.data.name,
         "split": split,
         "model": m.kind,
-        "conditioning": m.conditioning if m.kind != "unet" else "none",
+        "conditioning": m.mode if m.kind != "unet" else "none",
         "latent_factor": m.latent_factor if m.kind == "medseglatdiff" else 1,
         "latent_channels": m.latent_channels if m.kind == "medseglatdiff" else 1,
         "wce_weight": float(state["wce_weight"]),
         "adaptive_wce": m.adaptive_wce,
-        "guidance_scale": m.effective_guidance_scale if m.conditioning == "cfg" else None,
+        "guidance_scale": m.effective_guidance_scale if m.guidance else None,
         "prediction": m.prediction,
         "seed": config.train.seed,
     }
-
-
-def evaluate_checkpoint(
-    config: Config,
-    run_dir: Path,
-    split: str,
-    settings: EvaluationSettings,
-    progress: Callable[[int, int], None] | None = None,
-) -> tuple[Evaluation, pl.DataFrame, dict]:
-    """Load a run folder's model and evaluate its ensembles on a prepared split.
-
-    Returns the evaluation, its per-image rows with the patient/case `group`, and the run state."""
-    dataset_dir = Path(config.train.prepared_dir) / config.data.name
-    data = PreparedSplit.open(dataset_dir, split)
-    manifest = pl.read_parquet(dataset_dir / "manifest.parquet").filter(pl.col("split") == split).sort("index")
-    model, state = load_trained(run_dir, config)
-    result = evaluate_ensembles(model, data, manifest["id"].to_list(), settings, progress)
-    return result, result.images.join(manifest.select("id", "group"), on="id"), state
 
 
 def evaluate_run(run_dir: Path, options: dict[str, str], overrides: list[str], console: Console) -> pl.DataFrame:
@@ -169,22 +151,8 @@ def render_summary(summary: pl.DataFrame, console: Console) -> None:
     )
     for column in ("metric", "value"):
         table.add_column(column, justify="left" if column == "metric" else "right")
-    for key in (
-        "dice",
-        "dice_nonempty",
-        "iou",
-        "dice_per_sample",
-        "dice_annotators",
-        "ged",
-        "hm_iou",
-        "ece",
-        "ece_border",
-        "brier",
-        "nll",
-        "uncertainty_error_r",
-        "ueo",
-    ):
-        table.add_row(key, f"{row[key]:.4f}")
+    for key in SUMMARY_METRICS:
+        table.add_row(key, format_cell(row[key], key))
     console.print(table)
 
 
@@ -207,11 +175,11 @@ def render_comparison(table: pl.DataFrame, console: Console, a: str, b: str) -> 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    console = Console()
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
-    try:
+
+    def body(console: Console) -> int:
         if argv[0] == "compare":
             if len(argv) < 3:
                 raise UsageError("compare needs two run folders: compare runs/<a> runs/<b>")
@@ -223,10 +191,9 @@ def main(argv: list[str] | None = None) -> int:
         if "run" not in options:
             raise UsageError("run=<run folder> is required")
         render_summary(evaluate_run(Path(options["run"]), options, overrides, console), console)
-    except UsageError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
-        return 2
-    return 0
+        return 0
+
+    return run_command(body, Console())
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from platform.evaluation.registry import HEADLINE, format_cell
 from typing import Any
 
 from ray.tune import Callback
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-SHOWN = ("stage", "step", "loss", "dice", "ece", "ged")
+SHOWN = ("stage", "step", "loss", *HEADLINE)
 
 
 class LiveTrialTable(Callback):
@@ -27,7 +28,7 @@ class LiveTrialTable(Callback):
     def __getstate__(self) -> dict[str, Any]:
         return {"title": self.title, "rows": self.rows, "_live": None}
 
-    def setup(self, **info: Any) -> None:
+    def setup(self, stop: Any = None, num_samples: Any = None, total_num_samples: Any = None, **info: Any) -> None:
         console = Console(width=None if sys.stdout.isatty() else 140)
         self._live = Live(self.render(), console=console, refresh_per_second=2, transient=False)
         self._live.start()
@@ -63,15 +64,7 @@ class LiveTrialTable(Callback):
             table.add_column(column.removeprefix("model.").removeprefix("train."), justify="right")
         for trial_id, row in self.rows.items():
             cells = [trial_id, row.get("state", "")]
-            cells += [_fmt(row["params"].get(p)) for p in params]
-            cells += [_fmt(row.get(k)) for k in SHOWN]
+            cells += [format_cell(row["params"].get(p)) for p in params]
+            cells += [format_cell(row.get(k), k) for k in SHOWN]
             table.add_row(*cells)
         return table
-
-
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)

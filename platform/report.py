@@ -11,8 +11,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+from platform.atomic import write_text  # noqa: E402
 from platform.errors import UsageError  # noqa: E402
 from platform.evaluation.figures import reliability_diagram, save_figure  # noqa: E402
+from platform.evaluation.registry import HEADLINE  # noqa: E402
 from platform.evaluation.statistics import paired_comparison  # noqa: E402
 from platform.results import scan  # noqa: E402
 from platform.spec import StudySpec  # noqa: E402
@@ -50,19 +52,7 @@ def write_report(spec: StudySpec, results_dir: Path, out: Path | None = None) ->
             figures.append(run_dir / "panels.png")
     comparison = _compare_best(results_dir, spec, ranked)
     params = [c for c in done.columns if c.startswith("p_")]
-    wanted = [
-        "trial_id",
-        *params,
-        "dice",
-        "dice_nonempty",
-        "iou",
-        "ece",
-        "ece_border",
-        "brier",
-        "ged",
-        "hm_iou",
-        "wall_s",
-    ]
+    wanted = ["trial_id", *params, *HEADLINE, "ece_border", "brier", "hm_iou", "wall_s"]
     best = ranked.select([c for c in wanted if c in ranked.columns]).head(10)
     failed = trials.filter(pl.col("status") != "completed").select("trial_id", "status", "failure")
     sections = [
@@ -149,7 +139,7 @@ def _write_markdown(path: Path, sections: list, figures: list[Path], out: Path) 
     for title, body in sections:
         parts.append(f"## {title}\n\n" + (body if isinstance(body, str) else _markdown_table(body)))
     parts.append("## Figures\n\n" + "\n\n".join(f"![{f.stem}]({os.path.relpath(f, out)})" for f in figures))
-    _atomic_text(path, "\n\n".join(parts) + "\n")
+    write_text(path, "\n\n".join(parts) + "\n")
 
 
 def _write_html(path: Path, name: str, sections: list, figures: list[Path]) -> None:
@@ -178,10 +168,4 @@ def _write_html(path: Path, name: str, sections: list, figures: list[Path]) -> N
             f"<figure><img alt='{html.escape(figure.stem)}' src='data:image/png;base64,{data}'>"
             f"<figcaption>{html.escape(figure.stem)}</figcaption></figure>"
         )
-    _atomic_text(path, "".join(parts) + "</body></html>\n")
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_text(path, "".join(parts) + "</body></html>\n")

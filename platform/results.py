@@ -5,11 +5,11 @@ every write is a rename, so concurrent studies, a dead driver or a reader mid-wr
 
 from __future__ import annotations
 
-import contextlib
 import io
-import os
 from pathlib import Path
+from platform.atomic import atomic_write
 from platform.errors import UsageError
+from platform.evaluation.registry import SUMMARY_METRICS
 from typing import Any
 
 import polars as pl
@@ -22,18 +22,7 @@ TRIAL_SCHEMA: dict[str, Any] = {
     "trial_id": pl.Utf8,
     "status": pl.Utf8,
     "failure": pl.Utf8,
-    "dice": pl.Float64,
-    "dice_nonempty": pl.Float64,
-    "iou": pl.Float64,
-    "dice_per_sample": pl.Float64,
-    "ece": pl.Float64,
-    "ece_border": pl.Float64,
-    "brier": pl.Float64,
-    "nll": pl.Float64,
-    "ged": pl.Float64,
-    "hm_iou": pl.Float64,
-    "ueo": pl.Float64,
-    "uncertainty_error_r": pl.Float64,
+    **{name: pl.Float64 for name in SUMMARY_METRICS},
     "wall_s": pl.Float64,
     "train_s": pl.Float64,
     "eval_s": pl.Float64,
@@ -51,17 +40,8 @@ TRIAL_SCHEMA: dict[str, Any] = {
 
 
 def write_table(frame: pl.DataFrame, path: Path) -> Path:
-    """Write `frame` to `path` via a temporary name and rename. Raises UsageError naming the path."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
-        raise UsageError(f"{path}: cannot write results ({exc.strerror or exc})") from None
-    return path
+    """Write `frame` to `path` atomically. Raises UsageError naming the path."""
+    return atomic_write(path, frame.write_parquet)
 
 
 def trial_frame(row: dict[str, Any], parameter_types: dict[str, Any]) -> pl.DataFrame:

@@ -11,25 +11,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from platform.config import load_config
 from platform.errors import ConfigError, UsageError
+from platform.evaluation.registry import OBJECTIVES
 from typing import Any
 
 import yaml
 
-METRICS = {  # objective metric → its natural direction (documented in README)
-    "dice": "max",
-    "dice_nonempty": "max",
-    "iou": "max",
-    "dice_per_sample": "max",
-    "dice_annotators": "max",
-    "iou_annotators": "max",
-    "hm_iou": "max",
-    "ged": "min",
-    "ece": "min",
-    "ece_border": "min",
-    "brier": "min",
-    "nll": "min",
-    "ueo": "max",
-}
+METRICS = OBJECTIVES  # objective metric → its natural direction, from the one registry
 PARAM_TYPES = ("float", "log_float", "int", "categorical")
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -227,7 +214,7 @@ def _get(values: dict, key: str, kind: type, default: Any = ..., prefix: str = "
         value = float(value)
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise SpecError(f"{prefix}{key}: expected {kind.__name__}, got {value!r}")
-    if kind is float and not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise SpecError(f"{prefix}{key}: {value} is not a finite number")
     return value
 
@@ -343,7 +330,7 @@ def _check_sections(spec: StudySpec) -> None:
 
 def _check_against_config(spec: StudySpec) -> None:
     """Compose the base config and one config per parameter extreme: names and types must be valid."""
-    candidates = [{}] + [{q.key: v} for q in spec.search for v in (q.choices or (q.low, q.high))]
+    candidates: list[dict[str, Any]] = [{}] + [{q.key: v} for q in spec.search for v in (q.choices or (q.low, q.high))]
     for params in candidates:
         conditions = {k: v for q in spec.search if q.key in params for k, v in q.when}
         try:

@@ -23,6 +23,7 @@ from pathlib import Path
 from platform.cli import run_command
 from platform.cluster import stop_ray, use_token_auth
 from platform.errors import UsageError
+from platform.evaluation.registry import HEADLINE, format_cell
 from platform.results import TABLES, query, scan
 from platform.spec import METRICS, StudySpec, load_spec, parse_spec
 
@@ -156,19 +157,12 @@ def render_best(console: Console, spec: StudySpec, trials: pl.DataFrame, top: in
         title=f"best trials by {first.metric} ({first.mode}) · {done.height} completed, "
         f"{trials.height - done.height} not"
     )
-    for column in ("trial", *[p[2:] for p in params], "dice", "iou", "ece", "brier", "ged", "wall s"):
+    for column in ("trial", *[p[2:] for p in params], *HEADLINE, "wall s"):
         table.add_column(column, justify="right")
     for row in best.iter_rows(named=True):
-        table.add_row(
-            row["trial_id"],
-            *[_fmt(row.get(p)) for p in params],
-            *[_fmt(row.get(k)) for k in ("dice", "iou", "ece", "brier", "ged", "wall_s")],
-        )
+        cells = [format_cell(row.get(k), k) for k in (*params, *HEADLINE)]
+        table.add_row(row["trial_id"], *cells, format_cell(row.get("wall_s")))
     console.print(table)
-
-
-def _fmt(value: object) -> str:
-    return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
+from platform.atomic import write_text
+from platform.cli import run_command
 from platform.config import config_to_yaml, load_config
 from platform.config_types import Config
 from platform.data.loader import PreparedSplit
-from platform.errors import UsageError
 from platform.evaluation.ensembles import EvaluationSettings, evaluate_ensembles
 from platform.results import write_table
 from platform.training import choose_device, fit
@@ -24,7 +24,7 @@ from platform.training import choose_device, fit
 import polars as pl
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
 def default_run_name(config: Config) -> str:
@@ -33,7 +33,7 @@ def default_run_name(config: Config) -> str:
     if m.kind == "medseglatdiff":
         parts += [f"f{m.latent_factor}c{m.latent_channels}"]
     if m.kind != "unet":
-        parts += [m.conditioning]
+        parts += [m.mode]
     return "-".join(parts + [f"seed{config.train.seed}"])
 
 
@@ -75,7 +75,7 @@ def run(config: Config, console: Console) -> dict:
         TimeRemainingColumn(),
     ]
     with Progress(*columns, console=console, transient=False) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def on_step(stage: str, step: int, total: int, loss: float, ips: float) -> None:
             if stage not in tasks:
@@ -95,9 +95,7 @@ def run(config: Config, console: Console) -> dict:
         "latent_scale": state["latent_scale"],
         **quick_validation(model, val, config),
     }
-    tmp = run_dir / ".summary.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, run_dir / "summary.json")
+    write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
@@ -107,17 +105,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=ph2 model=unet train.ae_steps=100")
     args = parser.parse_args(argv)
-    console = Console()
-    try:
+
+    def body(console: Console) -> int:
         summary = run(load_config(args.overrides), console)
-    except UsageError as exc:
-        console.print(f"[red]error:[/] {exc}", highlight=False)
-        return 2
-    console.print(
-        f"val Dice {summary['val_dice']:.3f} · IoU {summary['val_iou']:.3f} "
-        f"({summary['val_images']} images) · {summary['train_seconds']:.0f} s · {summary['run_dir']}"
-    )
-    return 0
+        console.print(
+            f"val Dice {summary['val_dice']:.3f} · IoU {summary['val_iou']:.3f} "
+            f"({summary['val_images']} images) · {summary['train_seconds']:.0f} s · {summary['run_dir']}"
+        )
+        return 0
+
+    return run_command(body, Console())
 
 
 if __name__ == "__main__":

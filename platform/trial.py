@@ -2,25 +2,22 @@
 
 Runs inside a Ray Tune function trial. Training metrics flow back per logged step through
 `TuneReportCallback` (for schedulers and the live table); the trial's final report carries the
-objectives. Rows are written by this function, never by the driver."""
+objectives. Rows are written by the trial (platform/trial_rows.py), never by the driver."""
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from platform.config import load_config
 from platform.config_types import Config
-from platform.results import trial_frame, write_table
-from platform.spec import StudySpec, parameter_column
+from platform.spec import StudySpec
+from platform.trial_rows import TrialRows, completed_row, objective_values
+from platform.trial_worker import restarts, train_worker, worker_outcome
 from typing import Any
 
 import polars as pl
-
-ATTEMPTS = "attempts.txt"
 
 
 @dataclass(frozen=True)
@@ -46,67 +43,52 @@ def trial_config(context: TrialContext, params: dict[str, Any], trial_id: str) -
     )
 
 
-def train_worker(loop_config: dict[str, Any]) -> None:
-    """Ray Train worker loop: resume from the run folder, train, report each logged step."""
-    from platform.data.loader import PreparedSplit
-    from platform.training import fit
-
-    import ray.train
-    import torch
-    import torch.distributed as dist
-
-    config: Config = loop_config["config"]
-    context = ray.train.get_context()
-    rank, world = context.get_world_rank(), context.get_world_size()
-    torch.set_num_threads(max(1, int(loop_config["threads"])))
-    run_dir = Path(config.train.runs_dir) / (config.train.run_name or "run")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        attempts = run_dir / ATTEMPTS
-        count = int(attempts.read_text()) + 1 if attempts.exists() else 1
-        attempts.write_text(str(count))
-    train = PreparedSplit.open(Path(config.train.prepared_dir) / config.data.name, "train")
-    node = ray.get_runtime_context().get_node_id()
-    outcome = run_dir / f"worker-{rank}.json"
-    outcome.write_text(json.dumps({"node_id": node, "pid": os.getpid(), "failure": ""}))
-
-    def report(stage: str, step: int, total: int, loss: float, ips: float) -> None:
-        ray.train.report({"stage": stage, "step": step, "loss": loss, "images_per_s": ips, "node_id": node})
-
-    try:
-        fit(config, train, run_dir, report, rank, world if world > 1 and dist.is_initialized() else 1)
-    except FloatingPointError as exc:  # deterministic: restarting the workers would fail the same way
-        outcome.write_text(json.dumps({"node_id": node, "pid": os.getpid(), "failure": str(exc)}))
-
-
 def run_trial(params: dict[str, Any], context: TrialContext) -> None:
     """The Tune trainable: fit on Ray Train workers, evaluate, write rows, report the objectives."""
-    import ray.train
     import ray.tune
+
+    trial_id = ray.tune.get_context().get_trial_id()
+    spec, results = context.spec, Path(context.results_dir)
+    done = completed_row(results / "trials" / f"{trial_id}.parquet")
+    if done is not None:  # Tune's snapshot predates this trial's end (driver killed): replay, don't retrain
+        ray.tune.report(objective_values(done, spec) | {"status": "completed"})
+        return
+    config = trial_config(context, params, trial_id)
+    origin = {"git_commit": context.git_commit, "data_version": context.data_version}
+    rows = TrialRows.start(spec, results, trial_id, params, origin)
+    tic = time.perf_counter()
+    run_dir = Path(config.train.runs_dir) / trial_id
+    failure = _train_on_workers(config, spec, trial_id, results)
+    outcome = worker_outcome(run_dir)
+    values = {
+        "train_s": time.perf_counter() - tic,
+        "restarts": restarts(run_dir),
+        "node_ids": outcome["node_ids"],
+        "checkpoint": str(run_dir / "checkpoint.pt"),
+    }
+    failure = failure or outcome["failure"]
+    if not failure:
+        try:
+            values |= _evaluate(config, run_dir, spec, trial_id, results)
+        except Exception as exc:  # a broken checkpoint or evaluation must still leave a row saying why
+            failure = f"evaluation: {type(exc).__name__}: {_last_line(exc)}"
+    values["wall_s"] = time.perf_counter() - tic
+    if failure:
+        rows.failed(values, failure)
+        raise RuntimeError(f"trial {trial_id} failed: {failure}")
+    row = rows.completed(values, run_dir)
+    ray.tune.report(objective_values(row, spec) | {"status": "completed"})
+
+
+def _train_on_workers(config: Config, spec: StudySpec, trial_id: str, results: Path) -> str:
+    """Fit on Ray Train workers (restarted from the last checkpoint up to max_failures times).
+
+    Returns '' or why the workers failed more often than max_failures allows."""
+    import ray.train
     from ray.train.torch import TorchTrainer
     from ray.tune.integration.ray_train import TuneReportCallback
 
-    trial_id = ray.tune.get_context().get_trial_id()
-    spec, res = context.spec, context.spec.resources
-    results = Path(context.results_dir)
-    done = _completed_row(results / "trials" / f"{trial_id}.parquet")
-    if done is not None:  # Tune's snapshot predates this trial's end (driver killed): replay, don't retrain
-        ray.tune.report({o.metric: done[o.metric] for o in spec.objectives} | {"status": "completed"})
-        return
-    config = trial_config(context, params, trial_id)
-    started = datetime.now(UTC).isoformat(timespec="seconds")
-    base_row = {
-        "study": spec.name,
-        "trial_id": trial_id,
-        "started_at": started,
-        "git_commit": context.git_commit,
-        "data_version": context.data_version,
-        "workers": res.workers,
-        **{parameter_column(k): v for k, v in params.items()},
-    }
-    columns = spec.parameter_columns()
-    write_table(trial_frame({**base_row, "status": "running"}, columns), results / "trials" / f"{trial_id}.parquet")
-    tic = time.perf_counter()
+    res = spec.resources
     trainer = TorchTrainer(
         train_worker,
         train_loop_config={"config": config, "threads": max(1, round(res.cpus_per_worker))},
@@ -122,71 +104,15 @@ def run_trial(params: dict[str, Any], context: TrialContext) -> None:
         run_config=ray.train.RunConfig(
             name=f"train-{trial_id}",
             storage_path=str(results / "ray-train"),
-            callbacks=[TuneReportCallback()],
+            callbacks=[TuneReportCallback()],  # type: ignore[list-item]  # a Train callback at runtime
             failure_config=ray.train.FailureConfig(max_failures=res.max_failures),
         ),
     )
-    run_dir = Path(config.train.runs_dir) / trial_id
     try:
         trainer.fit()
-        last = _worker_outcome(run_dir)
-    except Exception as exc:  # workers failed more often than max_failures allows: record why
-        last = {**_worker_outcome(run_dir), "failure": f"{type(exc).__name__}: {_last_line(exc)}"}
-    train_s = time.perf_counter() - tic
-    attempts = int((run_dir / ATTEMPTS).read_text()) if (run_dir / ATTEMPTS).exists() else 1
-    common = {
-        **base_row,
-        "train_s": train_s,
-        "restarts": attempts - 1,
-        "node_ids": last["node_ids"],
-        "checkpoint": str(run_dir / "checkpoint.pt"),
-    }
-    if not last.get("failure"):
-        try:
-            metrics = _evaluate(config, run_dir, spec, trial_id, results)
-        except Exception as exc:  # a broken checkpoint or evaluation must still leave a row saying why
-            last = {**last, "failure": f"evaluation: {type(exc).__name__}: {_last_line(exc)}"}
-    if last.get("failure"):
-        row = {
-            **common,
-            "status": "failed",
-            "failure": last["failure"],
-            "wall_s": time.perf_counter() - tic,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        }
-        write_table(trial_frame(row, columns), results / "trials" / f"{trial_id}.parquet")
-        raise RuntimeError(f"trial {trial_id} failed: {last['failure']}")
-    curves = _curves(run_dir, spec.name, trial_id)
-    write_table(curves, results / "curves" / f"{trial_id}.parquet")
-    epochs = float(curves["epoch"].max()) if curves.height else 0.0
-    row = {
-        **common,
-        **metrics,
-        "status": "completed",
-        "failure": "",
-        "epochs": epochs,
-        "steps": int(curves["step"].max()) if curves.height else 0,
-        "wall_s": time.perf_counter() - tic,
-        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    write_table(trial_frame(row, columns), results / "trials" / f"{trial_id}.parquet")
-    ray.tune.report({o.metric: row[o.metric] for o in spec.objectives} | {"status": "completed"})
-
-
-def _completed_row(path: Path) -> dict[str, Any] | None:
-    if not path.is_file():
-        return None
-    row = pl.read_parquet(path).row(0, named=True)
-    return row if row["status"] == "completed" else None
-
-
-def _worker_outcome(run_dir: Path) -> dict[str, str]:
-    """Node ids of all ranks and the first failure any rank recorded (files in the run folder)."""
-    outcomes = [json.loads(p.read_text()) for p in sorted(run_dir.glob("worker-*.json"))]
-    return {
-        "node_ids": ",".join(sorted({o["node_id"] for o in outcomes})),
-        "failure": next((o["failure"] for o in outcomes if o["failure"]), ""),
-    }
+    except Exception as exc:
+        return f"{type(exc).__name__}: {_last_line(exc)}"
+    return ""
 
 
 def _last_line(exc: BaseException) -> str:
@@ -195,9 +121,12 @@ def _last_line(exc: BaseException) -> str:
 
 
 def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, results: Path) -> dict[str, float]:
-    from platform.evaluate import evaluate_checkpoint
+    """Sample ensembles on the spec's split; writes the images shard and the run's figures."""
     from platform.evaluation.ensembles import EvaluationSettings
     from platform.evaluation.figures import confidence_panels
+    from platform.evaluation.registry import SUMMARY_METRICS
+    from platform.evaluation.runs import evaluate_checkpoint
+    from platform.results import write_table
 
     import torch
 
@@ -213,30 +142,4 @@ def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, res
     write_table(result.reliability, run_dir / "reliability.parquet")
     if result.panels:
         confidence_panels(result.panels, run_dir / "panels.png")
-    keys = (
-        "dice",
-        "dice_nonempty",
-        "iou",
-        "dice_per_sample",
-        "ece",
-        "ece_border",
-        "brier",
-        "nll",
-        "ged",
-        "hm_iou",
-        "ueo",
-        "uncertainty_error_r",
-    )
-    return {k: result.summary[k] for k in keys} | {"eval_s": time.perf_counter() - tic}
-
-
-def _curves(run_dir: Path, study: str, trial_id: str) -> pl.DataFrame:
-    from platform.checkpoint import load_checkpoint
-
-    metrics = load_checkpoint(run_dir / "checkpoint.pt")["state"]["metrics"]
-    frame = (
-        pl.DataFrame(metrics)
-        if metrics
-        else pl.DataFrame(schema={"stage": pl.Utf8, "step": pl.Int64, "epoch": pl.Float64, "loss": pl.Float64})
-    )
-    return frame.with_columns(pl.lit(study).alias("study"), pl.lit(trial_id).alias("trial_id"))
+    return {k: result.summary[k] for k in SUMMARY_METRICS} | {"eval_s": time.perf_counter() - tic}

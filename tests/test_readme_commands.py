@@ -43,6 +43,16 @@ def test_help(module, args, tmp_path):
     assert "usage" in result.stdout.lower() or "python -m" in result.stdout
 
 
+@pytest.mark.parametrize("script", ["medseg-study", "medseg-train", "medseg-evaluate", "medseg-prepare"])
+def test_console_scripts_work_from_any_directory(script, tmp_path):
+    binary = Path(sys.executable).parent / script
+    result = subprocess.run(
+        [str(binary), "--help"], cwd=tmp_path, env=user_env(tmp_path), capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "python -m platform" in result.stdout  # our package, not the standard library's module
+
+
 def test_first_run_creates_the_token_and_later_commands_use_it(smoke):
     study_dir, env, output, _ = smoke
     assert "Traceback" not in output and "AuthenticationError" not in output
@@ -52,6 +62,15 @@ def test_first_run_creates_the_token_and_later_commands_use_it(smoke):
     assert status.returncode == 0 and "3 completed" in status.stdout, status.stderr[-2000:]
     listed = _run("platform.study", ["list"], env)
     assert listed.returncode == 0 and "smoke" in listed.stdout
+    anywhere = subprocess.run(
+        [str(Path(sys.executable).parent / "medseg-study"), "status", "smoke"],
+        cwd=env["HOME"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert anywhere.returncode == 0 and "3 completed" in anywhere.stdout, anywhere.stderr[-2000:]
     query = _run("platform.study", ["query", "SELECT COUNT(*) AS n FROM trials", "--format", "csv"], env)
     assert query.returncode == 0 and query.stdout.split() == ["n", "3"], query.stderr[-2000:]
     report = _run("platform.study", ["report", "smoke", "--out", str(study_dir.parent / "report-smoke")], env)

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
 from dataclasses import asdict
 from pathlib import Path
+from platform.atomic import replace_directory
+from platform.cli import run_command
 from platform.config import load_config
 from platform.config_types import DataConfig
 from platform.data.readers import list_samples
@@ -79,7 +80,7 @@ def prepare_dataset(config: DataConfig, out_dir: Path, base: Path = Path(".")) -
             "counts": {s: len(images[s]) for s in SPLITS},
         }
         (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
-        _replace_dir(tmp, out_dir)
+        replace_directory(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return manifest
@@ -124,16 +125,6 @@ def _channel_stats(images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
 
 
-def _replace_dir(new: Path, target: Path) -> None:
-    """Swap `new` into `target` with renames only, so readers see the old or the new folder."""
-    old = target.with_name(f".{target.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if target.exists():
-        os.replace(target, old)
-    os.replace(new, target)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def load_params(path: Path, dataset: str) -> dict:
     """params.yaml's `prepare:` section, then `prepare_overrides.<dataset>:` on top (DVC-facing)."""
     if not path.is_file():
@@ -157,17 +148,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("prepared"))
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. data.image_size=64")
     args = parser.parse_intermixed_args(argv)
-    try:
+
+    def body(console) -> int:
         params = load_params(args.params, args.dataset) if args.params.exists() else {}
         overrides = [f"data={args.dataset}"] + [f"data.{k}={v}" for k, v in params.items()] + args.overrides
         config = load_config(overrides).data
         manifest = prepare_dataset(config, args.out / config.name)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    counts = manifest.group_by("split").len().sort("split").rows()
-    print(f"prepared {config.name}: {manifest.height} images → {args.out / config.name} {dict(counts)}")
-    return 0
+        counts = manifest.group_by("split").len().sort("split").rows()
+        print(f"prepared {config.name}: {manifest.height} images → {args.out / config.name} {dict(counts)}")
+        return 0
+
+    return run_command(body)
 
 
 if __name__ == "__main__":

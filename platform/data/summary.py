@@ -7,6 +7,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from platform.cli import run_command
+from platform.errors import UsageError
 
 import polars as pl
 from rich.console import Console
@@ -68,13 +70,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m platform.data.summary", description=__doc__)
     parser.add_argument("--prepared", type=Path, default=Path("prepared"))
     args = parser.parse_args(argv)
-    summary = summarise(args.prepared)
-    if summary.is_empty():
-        print(f"error: {args.prepared}: no prepared dataset (run `dvc repro` first)", file=sys.stderr)
-        return 2
-    render(summary, Console(width=None if sys.stdout.isatty() else 100))
-    print("marking = mean number of annotators who marked foreground on an image")
-    return 0
+
+    def body(console: Console) -> int:
+        summary = summarise(args.prepared)
+        if summary.is_empty():
+            raise UsageError(f"{args.prepared}: no prepared dataset (run `dvc repro` first)")
+        render(summary, console)
+        print("marking = mean number of annotators who marked foreground on an image")
+        return 0
+
+    return run_command(body, Console(width=None if sys.stdout.isatty() else 100))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from platform.data.loader import PreparedSplit
 from platform.evaluation.calibration import CalibrationAccumulator, region_near_annotations
 from platform.evaluation.distribution import generalized_energy_distance, hungarian_matched_iou
+from platform.evaluation.registry import SUMMARY_METRICS
 from platform.evaluation.uncertainty import UncertaintyErrorAccumulator
 from platform.metrics import dice, iou, majority_vote
 
@@ -19,6 +20,8 @@ import numpy as np
 import polars as pl
 import torch
 from torch import nn
+
+from models.ensemble import binary_entropy
 
 
 @dataclass
@@ -54,6 +57,7 @@ def evaluate_ensembles(
     generator = torch.Generator(device=device).manual_seed(settings.seed)
     count = len(split) if settings.max_images is None else min(len(split), settings.max_images)
     pooled, border = CalibrationAccumulator(settings.bins), CalibrationAccumulator(settings.bins)
+    soft = CalibrationAccumulator(settings.bins)  # against the annotator frequency map
     uncertainty = UncertaintyErrorAccumulator()
     rows: list[dict] = []
     panels: list[dict[str, np.ndarray]] = []
@@ -67,6 +71,7 @@ def evaluate_ensembles(
         region = region_near_annotations(annotations, settings.border_radius)
         pooled.update(mean, consensus)
         border.update(mean, consensus, region)
+        soft.update(mean, annotations.float().mean(1))
         entropy = ensemble.entropy.cpu()[:, 0]
         uncertainty.update(entropy, (mean >= 0.5) != consensus)
         for b in range(stop - start):
@@ -84,24 +89,26 @@ def evaluate_ensembles(
         if progress:
             progress(stop, count)
     frame = pl.DataFrame(rows)
-    summary = {
-        "images": float(count),
-        "samples": float(settings.samples),
-        "ddim_steps": float(settings.steps),
-        **{
-            k: float(frame[k].mean())
-            for k in ("dice", "iou", "dice_per_sample", "dice_annotators", "iou_annotators", "ged", "hm_iou")
-        },
+    per_image = ("dice", "iou", "dice_per_sample", "dice_annotators", "iou_annotators", "ged", "hm_iou")
+    values = {
+        **{k: float(frame[k].to_numpy().mean()) for k in per_image},
         # Empty-vs-empty counts as Dice 1: on LIDC about half the slices have an empty consensus,
         # so Dice over the others says whether the model finds nodules at all.
         "dice_nonempty": _mean_where(frame, "dice", pl.col("foreground") > 0),
         "ece": pooled.ece(),
         "ece_border": border.ece(),
         "brier": pooled.brier(),
-        "nll": pooled.nll(),
+        "brier_soft": soft.brier(),
         "brier_border": border.brier(),
+        "nll": pooled.nll(),
         "uncertainty_error_r": uncertainty.correlation(),
         "ueo": uncertainty.overlap(),
+    }
+    summary = {
+        "images": float(count),
+        "samples": float(settings.samples),
+        "ddim_steps": float(settings.steps),
+        **{name: values[name] for name in SUMMARY_METRICS},
     }
     return Evaluation(frame, summary, pl.DataFrame(pooled.reliability()), panels)
 
@@ -133,15 +140,10 @@ def _image_row(
         "nll": calibration.nll(),
         "foreground": float(consensus.float().mean()),
         "predicted_foreground": float(prediction.float().mean()),
-        "mean_entropy": float(_entropy(mean).mean()),
+        "mean_entropy": float(binary_entropy(mean).mean()),
     }
 
 
 def _mean_where(frame: pl.DataFrame, column: str, condition: pl.Expr) -> float:
     selected = frame.filter(condition)[column]
-    return float(selected.mean()) if selected.len() else float("nan")
-
-
-def _entropy(p: torch.Tensor) -> torch.Tensor:
-    q = p.clamp(1e-6, 1 - 1e-6)
-    return -(q * torch.log2(q) + (1 - q) * torch.log2(1 - q))
+    return float(selected.to_numpy().mean()) if selected.len() else float("nan")

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
+from platform.atomic import atomic_write
 
 import matplotlib
 
@@ -15,12 +15,10 @@ import polars as pl  # noqa: E402
 
 def save_figure(figure: plt.Figure, path: Path) -> Path:
     """Write a PNG via a temporary name and rename; closes the figure."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    figure.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(figure)
-    os.replace(tmp, path)
-    return path
+    try:
+        return atomic_write(path, lambda tmp: figure.savefig(tmp, format=path.suffix[1:], dpi=110, bbox_inches="tight"))
+    finally:
+        plt.close(figure)
 
 
 def reliability_diagram(reliability: pl.DataFrame, path: Path, title: str = "") -> Path:

@@ -43,8 +43,8 @@ def paired_comparison(
         rows.append(
             {
                 "metric": metric,
-                "mean_a": float(joined[metric].mean()),
-                "mean_b": float(joined[f"{metric}_b"].mean()),
+                "mean_a": float(joined[metric].to_numpy().mean()),
+                "mean_b": float(joined[f"{metric}_b"].to_numpy().mean()),
                 "difference": float(diff[ok].mean()),
                 "ci_low": float(low),
                 "ci_high": float(high),

@@ -15,7 +15,9 @@ RAY = [sys.executable, "-m", "ray.scripts.scripts"]
 
 
 def test_study_runs_on_a_two_node_cluster(tmp_path, study_env):
+    # As the README says to start a cluster: token mode and one shared token in every process.
     env = {**study_env(tmp_path / "results", 8279), "RAY_AUTH_TOKEN": secrets.token_hex(16), "PYTHONPATH": str(REPO)}
+    cluster_env = {**env, "RAY_AUTH_MODE": "token"}
     head = [
         *RAY,
         "start",
@@ -38,7 +40,7 @@ def test_study_runs_on_a_two_node_cluster(tmp_path, study_env):
     ]
     try:
         for command in (head, node):
-            started = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+            started = subprocess.run(command, env=cluster_env, capture_output=True, text=True, timeout=180)
             assert started.returncode == 0, started.stdout[-2000:] + started.stderr[-2000:]
         spec = write_spec(
             tmp_path / "cluster.yaml",

@@ -1,6 +1,7 @@
 """The evaluation command on tiny trained runs: tables, figures, streaming, paired statistics."""
 
 from platform.evaluate import compare_runs, evaluate_run, main
+from platform.evaluation.registry import SUMMARY_METRICS
 from platform.evaluation.statistics import paired_comparison
 from platform.train import run as train_run
 
@@ -43,7 +44,7 @@ def test_streamed_evaluation_does_not_depend_on_batch_size(trained):
     run = trained("model=unet")  # deterministic: batching cannot change the samples (up to float32 rounding)
     small = evaluate_run(run, {"samples": "2", "batch": "1"}, [], Console(quiet=True)).row(0, named=True)
     large = evaluate_run(run, {"samples": "2", "batch": "16"}, [], Console(quiet=True)).row(0, named=True)
-    for key in ("dice", "ece", "ece_border", "brier", "nll", "uncertainty_error_r", "ueo"):
+    for key in SUMMARY_METRICS:
         assert small[key] == pytest.approx(large[key], rel=1e-6, abs=1e-9, nan_ok=True), key  # float32 conv sums
 
 

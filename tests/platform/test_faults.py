@@ -110,14 +110,14 @@ def test_failed_result_write_names_the_file_and_keeps_the_old_row(tmp_path, monk
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(pl.DataFrame, "write_parquet", disk_full)
-    with pytest.raises(UsageError, match=r"t1\.parquet: cannot write results \(No space left on device\)"):
+    with pytest.raises(UsageError, match=r"t1\.parquet: cannot write \(No space left on device\)"):
         write_table(pl.DataFrame({"trial_id": ["t1"], "dice": [0.9]}), path)
     monkeypatch.undo()
     assert pl.read_parquet(path)["dice"].to_list() == [0.5]
     assert sorted(p.name for p in path.parent.iterdir()) == ["t1.parquet"]  # no temporary file left
     blocked = tmp_path / "file"
     blocked.write_text("not a folder")
-    with pytest.raises(UsageError, match="file/trials/t2.parquet: cannot write results"):
+    with pytest.raises(UsageError, match="file/trials/t2.parquet: cannot write"):
         write_table(pl.DataFrame({"x": [1]}), blocked / "trials" / "t2.parquet")
 
 

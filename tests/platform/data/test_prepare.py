@@ -88,4 +88,4 @@ def test_prepare_command_exit_status_2_on_bad_dataset(tmp_path):
         timeout=120,
     )
     assert result.returncode == 2
-    assert "none: folder-pairs dataset folder not found" in result.stderr
+    assert "none: folder_pairs dataset folder not found" in result.stdout

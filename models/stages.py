@@ -1,0 +1,51 @@
+"""The training contract between a model and the loop that trains it: an ordered list of stages.
+
+Each model declares its stages (`model.stages(losses)`); the loop walks the list without knowing
+the model's kind. A new stage (a supervised condition encoder, say) is one more entry here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from models.losses import SegmentationLoss
+
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images B×C×H×W, masks B×1×H×W) → scalar
+
+
+@dataclass(frozen=True)
+class StageLosses:
+    """The loss terms stages may use: the mask loss (WCE + Dice) and the VAE's KL weight."""
+
+    segmentation: SegmentationLoss  # (logits, masks) → scalar; .per_image → B
+    kl_weight: float = 1e-6
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One optimisation stage.
+
+    name: how checkpoints, curves and rows call it. part: which `train.stage` selection runs it
+    ("autoencoder" or "diffusion"; `all` runs every stage). budget: the TrainConfig step keys whose
+    sum is its step count. parameters: what the optimiser updates. frozen: modules held fixed (and
+    in eval mode) while it trains. requires: stages that must be finished first. after_step: runs
+    after every optimiser step (e.g. EMA). after_stage: given up to 512 training masks, returns
+    values learned once at the end (e.g. the latent scale), stored in the checkpoint."""
+
+    name: str
+    part: str
+    budget: tuple[str, ...]
+    parameters: Callable[[], Iterable[nn.Parameter]]
+    loss: Loss
+    frozen: tuple[nn.Module, ...] = ()
+    requires: tuple[str, ...] = ()
+    after_step: Callable[[], None] | None = None
+    after_stage: Callable[[torch.Tensor], dict[str, float]] | None = None
+
+    def freeze(self) -> None:
+        for module in self.frozen:
+            module.requires_grad_(False)
+            module.eval()

@@ -1,0 +1,75 @@
+"""The mask-space loss on the decoded x̂0, the prior stage and sampling from the prior."""
+
+from platform.build import build_model
+from platform.config import load_config
+
+import pytest
+import torch
+
+from models.diffusion import estimate_x0
+from models.losses import SegmentationLoss
+from models.stages import StageLosses
+from tests.conftest import TINY
+
+LOSSES = StageLosses(SegmentationLoss(5.0, 1.0), 1e-6)
+
+
+def test_estimate_x0_inverts_the_forward_process():
+    x0, noise = torch.randn(3, 4, 2, 2), torch.randn(3, 4, 2, 2)
+    alpha_bar = torch.tensor([0.9, 0.5, 0.1])
+    a = alpha_bar.view(-1, 1, 1, 1)
+    x_t = a.sqrt() * x0 + (1 - a).sqrt() * noise
+    assert torch.allclose(estimate_x0(noise, x_t, alpha_bar, "epsilon"), x0, atol=1e-5)
+    velocity = a.sqrt() * noise - (1 - a).sqrt() * x0
+    assert torch.allclose(estimate_x0(velocity, x_t, alpha_bar, "v_prediction"), x0, atol=1e-5)
+
+
+def test_x0_loss_reaches_denoiser_and_encoder_never_the_frozen_decoder():
+    model = build_model(load_config([*TINY, "model.x0_loss_weight=1.0"]))
+    autoencoder, diffusion = model.stages(LOSSES)
+    diffusion.freeze()
+    with torch.no_grad():  # MONAI zero-initialises the denoiser's output layer: no input gradient at step 0
+        for p in model.net.denoiser.parameters():
+            if not p.any():
+                p.normal_(0, 0.02)
+    images, masks = torch.randn(2, 1, 32, 32), (torch.rand(2, 1, 32, 32) > 0.7).float()
+    diffusion.loss(images, masks).backward()
+    assert all(p.grad is None for p in model.codec.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.net.denoiser.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.net.image_encoder.parameters())
+
+
+def test_x0_loss_equals_a_hand_computation():
+    model = build_model(load_config([*TINY, "model.x0_loss_weight=0.5"]))
+    model.stages(LOSSES)[1].freeze()
+    images, masks = torch.randn(2, 1, 32, 32), (torch.rand(2, 1, 32, 32) > 0.7).float()
+    total = model.diffusion_loss(images, masks, torch.Generator().manual_seed(0), LOSSES.segmentation.per_image)
+    # the same draws by hand: noise, then t, as in denoising_step
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        z0 = model.codec.encode(masks)[0] * model.latent_scale
+        noise = torch.randn(z0.shape, generator=generator)
+        t = torch.randint(0, model.train_scheduler.num_train_timesteps, (2,), generator=generator)
+        a = model.train_scheduler.alphas_cumprod[t]
+        x_t = a.sqrt().view(-1, 1, 1, 1) * z0 + (1 - a).sqrt().view(-1, 1, 1, 1) * noise
+        eps = model.net.denoiser(x_t, t, model.net.image_encoder(images))
+        mse = ((eps - noise) ** 2).mean()
+        x0_hat = (x_t - (1 - a).sqrt().view(-1, 1, 1, 1) * eps) / a.sqrt().view(-1, 1, 1, 1)
+        logits = model.codec.decode(x0_hat / model.latent_scale)
+        p = torch.sigmoid(logits)
+        wce = -(5.0 * masks * torch.log(p) + (1 - masks) * torch.log(1 - p)).flatten(1).mean(1)
+        dice = 1 - (2 * (p * masks).flatten(1).sum(1) + 1) / (p.flatten(1).sum(1) + masks.flatten(1).sum(1) + 1)
+        expected = mse + 0.5 * (a * (wce + dice)).mean()
+    assert float(total.detach()) == pytest.approx(float(expected), rel=1e-4)
+
+
+def test_prior_is_its_own_stage_then_frozen_and_sampling_starts_from_it():
+    model = build_model(load_config([*TINY, "model.prior=true", "model.prior_strength=0.5"]))
+    stages = model.stages(LOSSES)
+    assert [s.name for s in stages] == ["autoencoder", "prior", "diffusion"]
+    prior, diffusion = stages[1], stages[2]
+    assert diffusion.requires == ("autoencoder", "prior") and model.prior in diffusion.frozen
+    assert {id(p) for p in prior.parameters()} == {id(p) for p in model.prior.parameters()}
+    model.eval()
+    ensemble = model.sample(torch.randn(2, 1, 32, 32), samples=3, steps=4, generator=torch.Generator().manual_seed(0))
+    assert ensemble.probs.shape == (3, 2, 1, 32, 32)
