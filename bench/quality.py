@@ -1,7 +1,7 @@
 """Quality at an equal CPU wall-clock budget: MedSegLatDiff (default and ablations) vs the UNet baseline.
 
 LIDC-IDRI crops at 128 px (patient-level splits, 4 annotators) and PH2 at 128 px. Every model
-gets the same training wall-clock budget (--minutes, 2 threads): a 10-step calibration run
+gets the same training wall-clock budget (--minutes, 2 threads): a 30-step calibration run
 measures each stage's seconds per step, and the budget is split over the stages by fixed shares
 (`SHARES`). Ablations (the default with one technique switched off) are evaluated on the
 validation split only (tuning); the UNet and the default on validation and test (reporting;
@@ -32,6 +32,7 @@ RUNS = Path("runs/bench-quality")
 BASE = ["train.batch_size=16", "train.log_every=5", "train.eval_images=8", "train.threads=2"]
 VARIANTS = {  # name → overrides on top of the shipped defaults
     "unet": ["model=unet"],
+    "unet-w50": ["model=unet", "model.wce_weight=50"],
     "ldm": ["model=medseglatdiff"],
     "ldm-no-prior": ["model=medseglatdiff", "model.prior=false", "model.prior_strength=1.0"],
     "ldm-from-noise": ["model=medseglatdiff", "model.prior_strength=1.0"],
@@ -42,7 +43,7 @@ VARIANTS = {  # name → overrides on top of the shipped defaults
 # Share of the wall-clock budget per stage (each stage's step key gets share·budget / s_per_step).
 SHARES = {
     "unet": {"diffusion_steps": 1.0},
-    "prior": {"ae_steps": 0.15, "prior_steps": 0.45, "diffusion_steps": 0.40},
+    "prior": {"ae_steps": 0.25, "prior_steps": 0.45, "diffusion_steps": 0.30},
     "no-prior": {"ae_steps": 0.25, "diffusion_steps": 0.75},
 }
 STAGE_KEY = {
@@ -55,14 +56,14 @@ REPORT = ("dice_nonempty", "dice", "iou", "ged", "hm_iou", "ece", "ece_border", 
 
 
 def seconds_per_step(dataset: str, overrides: list[str], console: Console) -> dict[str, float]:
-    """A 10-steps-per-stage run: seconds per optimiser step of each stage's step key."""
-    probe = ["train.ae_steps=10", "train.prior_steps=10", "train.diffusion_steps=10"]
+    """A 30-steps-per-stage run: seconds per optimiser step of each stage's step key (steps 11-30)."""
+    probe = ["train.ae_steps=30", "train.prior_steps=30", "train.diffusion_steps=30"]
     config = load_config(
         [f"data={dataset}", *BASE, *overrides, *probe, f"train.runs_dir={RUNS}", "train.run_name=probe"]
     )
     shutil.rmtree(RUNS / "probe", ignore_errors=True)
     train_run(config, Console(quiet=True))
-    curves = pl.read_parquet(RUNS / "probe" / "metrics.parquet").filter(pl.col("step") > 5)  # after warm-up
+    curves = pl.read_parquet(RUNS / "probe" / "metrics.parquet").filter(pl.col("step") > 10)  # after warm-up
     return {
         STAGE_KEY[s]: 16 / float(ips) for s, ips in curves.group_by("stage").agg(pl.col("images_per_s").mean()).rows()
     }

@@ -282,7 +282,7 @@ def _parameter(key: Any, value: Any) -> Parameter:
 
 
 def _budget(value: Any) -> dict[str, int]:
-    allowed = {"ae_steps", "diffusion_steps", "batch_size", "log_every"}
+    allowed = {"ae_steps", "image_ae_steps", "prior_steps", "diffusion_steps", "batch_size", "log_every"}
     budget = _mapping(value, "budget")
     _known(budget, "budget.", allowed)
     for key in budget:

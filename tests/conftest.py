@@ -34,6 +34,7 @@ TINY = [
     "data.synthetic_count=16",
     "train.batch_size=4",
     "train.ae_steps=4",
+    "train.prior_steps=4",
     "train.diffusion_steps=4",
     "train.log_every=2",
     "train.eval_images=4",
@@ -41,6 +42,7 @@ TINY = [
     "train.ddim_steps=2",
     "model.denoiser_channels=[16,32]",
     "model.attention_levels=[false,true]",
+    "model.prior_channels=[8,16]",
 ]
 
 

@@ -24,16 +24,18 @@ def test_each_kind_declares_its_stages_in_order():
         kind: [s.name for s in _stages(f"model={kind}")[1]] for kind in ("medseglatdiff", "pixel_diffusion", "unet")
     }
     assert names == {
-        "medseglatdiff": ["autoencoder", "diffusion"],
+        "medseglatdiff": ["autoencoder", "prior", "diffusion"],
         "pixel_diffusion": ["diffusion"],
         "unet": ["segmenter"],
     }
+    plain = [s.name for s in _stages("model.prior=false", "model.prior_strength=1.0")[1]]
+    assert plain == ["autoencoder", "diffusion"]
     pretrained = [s.name for s in _stages("model.image_encoder_init=autoencoder")[1]]
-    assert pretrained == ["autoencoder", "image_autoencoder", "diffusion"]
+    assert pretrained == ["autoencoder", "image_autoencoder", "prior", "diffusion"]
 
 
 def test_diffusion_stage_freezes_the_codec_trains_the_net_and_updates_ema():
-    model, stages = _stages()
+    model, stages = _stages("model.prior=false", "model.prior_strength=1.0")
     autoencoder, diffusion = stages
     assert diffusion.requires == ("autoencoder",) and diffusion.budget == ("diffusion_steps",)
     assert {id(p) for p in diffusion.parameters()} == {id(p) for p in model.net.parameters()}
@@ -49,7 +51,7 @@ def test_diffusion_stage_freezes_the_codec_trains_the_net_and_updates_ema():
 
 
 def test_autoencoder_stage_learns_the_latent_scale_at_its_end():
-    model, (autoencoder, _) = _stages()
+    model, (autoencoder, *_) = _stages()
     learned = autoencoder.after_stage((torch.rand(8, 1, 32, 32) > 0.7).float())
     assert set(learned) == {"latent_scale"} and learned["latent_scale"] > 0
     assert model.latent_scale.item() == pytest.approx(learned["latent_scale"], rel=1e-6)

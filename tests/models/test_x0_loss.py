@@ -26,7 +26,7 @@ def test_estimate_x0_inverts_the_forward_process():
 
 def test_x0_loss_reaches_denoiser_and_encoder_never_the_frozen_decoder():
     model = build_model(load_config([*TINY, "model.x0_loss_weight=1.0"]))
-    autoencoder, diffusion = model.stages(LOSSES)
+    diffusion = model.stages(LOSSES)[-1]
     diffusion.freeze()
     with torch.no_grad():  # MONAI zero-initialises the denoiser's output layer: no input gradient at step 0
         for p in model.net.denoiser.parameters():
@@ -41,7 +41,7 @@ def test_x0_loss_reaches_denoiser_and_encoder_never_the_frozen_decoder():
 
 def test_x0_loss_equals_a_hand_computation():
     model = build_model(load_config([*TINY, "model.x0_loss_weight=0.5"]))
-    model.stages(LOSSES)[1].freeze()
+    model.stages(LOSSES)[-1].freeze()
     images, masks = torch.randn(2, 1, 32, 32), (torch.rand(2, 1, 32, 32) > 0.7).float()
     total = model.diffusion_loss(images, masks, torch.Generator().manual_seed(0), LOSSES.segmentation.per_image)
     # the same draws by hand: noise, then t, as in denoising_step
@@ -52,7 +52,8 @@ def test_x0_loss_equals_a_hand_computation():
         t = torch.randint(0, model.train_scheduler.num_train_timesteps, (2,), generator=generator)
         a = model.train_scheduler.alphas_cumprod[t]
         x_t = a.sqrt().view(-1, 1, 1, 1) * z0 + (1 - a).sqrt().view(-1, 1, 1, 1) * noise
-        eps = model.net.denoiser(x_t, t, model.net.image_encoder(images))
+        prior = torch.nn.functional.adaptive_avg_pool2d(torch.sigmoid(model.prior(images)), z0.shape[-2:])
+        eps = model.net.denoiser(x_t, t, torch.cat([model.net.image_encoder(images), prior], 1))
         mse = ((eps - noise) ** 2).mean()
         x0_hat = (x_t - (1 - a).sqrt().view(-1, 1, 1, 1) * eps) / a.sqrt().view(-1, 1, 1, 1)
         logits = model.codec.decode(x0_hat / model.latent_scale)
@@ -64,7 +65,7 @@ def test_x0_loss_equals_a_hand_computation():
 
 
 def test_prior_is_its_own_stage_then_frozen_and_sampling_starts_from_it():
-    model = build_model(load_config([*TINY, "model.prior=true", "model.prior_strength=0.5"]))
+    model = build_model(load_config([*TINY, "model.prior_strength=0.5"]))
     stages = model.stages(LOSSES)
     assert [s.name for s in stages] == ["autoencoder", "prior", "diffusion"]
     prior, diffusion = stages[1], stages[2]

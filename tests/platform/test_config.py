@@ -6,7 +6,7 @@ import pytest
 
 def test_default_config_composes_to_typed_dataclasses():
     config = load_config()
-    assert config.data.name == "lidc" and config.data.annotators == 4 and config.data.wce_weight == 50.0
+    assert config.data.name == "lidc" and config.data.annotators == 4 and config.data.wce_weight == 5.0
     assert config.model.kind == "medseglatdiff" and config.model.ae_channels == [16, 32, 32]
     assert "latent_factor: 4" in config_to_yaml(config)
 

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 import yaml
 
-from tests.conftest import REPO, optuna_trials
+from tests.conftest import REPO, optuna_trials, write_spec
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def test_smoke_study_rows_match_optuna(smoke):
     images = pl.read_parquet(study_dir / "images" / "*.parquet")
     assert images.height == 3 * 8 and set(images["trial_id"]) == set(trials["trial_id"])
     curves = pl.read_parquet(study_dir / "curves" / "*.parquet")
-    assert set(curves["stage"]) == {"autoencoder", "diffusion"}
+    assert set(curves["stage"]) == {"autoencoder", "prior", "diffusion"}
 
 
 def test_rows_carry_the_git_commit_and_the_data_version(smoke):
@@ -102,8 +102,9 @@ def test_query_status_and_report(smoke):
 
 def test_resume_after_killing_the_driver(tmp_path, study_env):
     env = study_env(tmp_path, 8276)
+    spec = write_spec(tmp_path / "smoke.yaml", trials=2)  # one finished before the kill, one after resume
     driver = subprocess.Popen(
-        [sys.executable, "-m", "platform.study", "run", "studies/smoke.yaml"],
+        [sys.executable, "-m", "platform.study", "run", str(spec)],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -126,8 +127,8 @@ def test_resume_after_killing_the_driver(tmp_path, study_env):
     result = _study(["resume", "smoke"], env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     after = pl.read_parquet(trials_dir / "*.parquet")
-    assert after.height == 3 and after["trial_id"].n_unique() == 3 and (after["status"] == "completed").all()
+    assert after.height == 2 and after["trial_id"].n_unique() == 2 and (after["status"] == "completed").all()
     kept = after.join(before.select("trial_id", "finished_at"), on="trial_id", suffix="_before")
     assert (kept["finished_at"] == kept["finished_at_before"]).all()  # finished trials were not rerun
     states = [t.state for t in optuna_trials(tmp_path / "smoke")]
-    assert states.count(optuna.trial.TrialState.COMPLETE) == 3
+    assert states.count(optuna.trial.TrialState.COMPLETE) == 2
