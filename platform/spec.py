@@ -136,14 +136,25 @@ def _hydra_value(value: Any) -> str:
 
 def load_spec(path: Path) -> StudySpec:
     """Read and validate a study YAML. Raises SpecError naming the file and the key."""
+    return read_spec(path)[0]
+
+
+def read_spec(path: Path, name: str | None = None) -> tuple[StudySpec, str]:
+    """Read a study YAML once: (the validated spec, the text to keep beside its results).
+
+    `name` replaces the spec's name (the text kept then says so). Raises SpecError naming the
+    file and the key."""
     if not path.is_file():
         raise SpecError(f"{path}: study spec not found")
+    text = path.read_text()
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise SpecError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if name is not None and isinstance(raw, dict):
+        raw, text = {**raw, "name": name}, yaml.safe_dump({**raw, "name": name}, sort_keys=False)
     try:
-        return parse_spec(raw, str(path))
+        return parse_spec(raw, str(path)), text
     except SpecError as exc:
         raise SpecError(f"{path}: {exc}") from None
 

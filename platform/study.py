@@ -25,10 +25,9 @@ from platform.cluster import stop_ray, use_token_auth
 from platform.errors import UsageError
 from platform.evaluation.registry import HEADLINE, format_cell
 from platform.results import TABLES, query, scan
-from platform.spec import METRICS, StudySpec, load_spec, parse_spec
+from platform.spec import METRICS, StudySpec, load_spec, read_spec
 
 import polars as pl
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -62,9 +61,7 @@ def _context(spec: StudySpec, results_dir: Path):
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if args.max_trials is not None and args.max_trials < 1:
         raise UsageError("--max-trials must be ≥ 1")
-    spec = load_spec(Path(args.spec))
-    if args.name:
-        spec = parse_spec({**yaml.safe_load(Path(args.spec).read_text()), "name": args.name}, spec.source)
+    spec, spec_text = read_spec(Path(args.spec), args.name)
     results_dir = results_root() / spec.name
     if (results_dir / "tune").exists():
         raise UsageError(
@@ -79,11 +76,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     url = start_ray(args.address)
     concurrency = feasible_concurrency(spec, *cluster_capacity())
     results_dir.mkdir(parents=True, exist_ok=True)
-    (results_dir / "spec.yaml").write_text(
-        Path(args.spec).read_text()
-        if not args.name
-        else yaml.safe_dump({**yaml.safe_load(Path(args.spec).read_text()), "name": spec.name})
-    )
+    (results_dir / "spec.yaml").write_text(spec_text)
     _announce(console, spec, url, trials, concurrency, results_dir)
     from platform.live import LiveTrialTable
 

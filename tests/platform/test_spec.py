@@ -182,3 +182,15 @@ def test_scheduler_follows_the_spec():
         make_scheduler(parse_spec(_with("pruning", {"kind": "asha", "grace_period": 3}))), AsyncHyperBandScheduler
     )
     assert isinstance(make_scheduler(parse_spec(_with("pruning", {"kind": "median"}))), MedianStoppingRule)
+
+
+def test_read_spec_reads_once_and_keeps_the_text_or_the_renamed_spec(tmp_path):
+    from platform.spec import read_spec
+
+    path = tmp_path / "s.yaml"
+    path.write_text((REPO / "studies" / "smoke.yaml").read_text())
+    spec, text = read_spec(path)
+    assert spec.name == "smoke" and text == path.read_text()  # comments kept as written
+    renamed, renamed_text = read_spec(path, "other")
+    assert renamed.name == "other" and yaml.safe_load(renamed_text)["name"] == "other"
+    assert renamed.search == spec.search
