@@ -96,21 +96,29 @@ class MedSegLatDiff(nn.Module):
         per_image = mask_loss(self.codec.decode(x0_hat / self.latent_scale), masks)
         return mse + self.x0_loss_weight * (alpha_bar * per_image).mean()
 
-    def _net_condition(self, net: ConditionedDenoiser, images: torch.Tensor) -> torch.Tensor:
-        """Image features B×k×h×w, and the prior's probability map pooled to h×w when there is a prior."""
+    def _net_condition(
+        self, net: ConditionedDenoiser, images: torch.Tensor, prior_probs: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Image features B×k×h×w, and the prior's probability map pooled to h×w when there is a prior.
+
+        `prior_probs` (B×1×H×W): the prior's output when the caller already has it."""
         features = net.image_encoder(images)
         if self.prior is None:
             return features
-        with torch.no_grad():
-            probs = torch.sigmoid(self.prior(images))
-        return torch.cat([features, F.adaptive_avg_pool2d(probs, features.shape[-2:])], dim=1)
+        if prior_probs is None:
+            prior_probs = self._prior_probs(images)
+        return torch.cat([features, F.adaptive_avg_pool2d(prior_probs, features.shape[-2:])], dim=1)
 
-    def prior_latents(self, images: torch.Tensor) -> torch.Tensor:
-        """Scaled latents B×c×h×w of the prior's mask (probability ≥ 0.5); needs a prior."""
+    @torch.no_grad()
+    def _prior_probs(self, images: torch.Tensor) -> torch.Tensor:
         if self.prior is None:
             raise RuntimeError("this model was built without a prior")
-        mask = (torch.sigmoid(self.prior(images)) >= 0.5).float()
-        return self.codec.encode(mask)[0] * self.latent_scale
+        return torch.sigmoid(self.prior(images))
+
+    def prior_latents(self, images: torch.Tensor, prior_probs: torch.Tensor | None = None) -> torch.Tensor:
+        """Scaled latents B×c×h×w of the prior's mask (probability ≥ 0.5); needs a prior."""
+        probs = self._prior_probs(images) if prior_probs is None else prior_probs
+        return self.codec.encode((probs >= 0.5).float())[0] * self.latent_scale
 
     def image_reconstruction_loss(self, images: torch.Tensor) -> torch.Tensor:
         """MSE of the image autoencoder (image encoder → image decoder); needs `image_decoder`."""
@@ -190,11 +198,12 @@ class MedSegLatDiff(nn.Module):
     ) -> Ensemble:
         """`samples` masks per image in one batched DDIM pass (N·B latents). images: B×C×H×W."""
         net: ConditionedDenoiser = self.ema.module if use_ema else self.net  # type: ignore[assignment]
-        condition = self._net_condition(net, images).repeat(samples, 1, 1, 1)
+        probs = self._prior_probs(images) if self.prior is not None else None  # one prior pass per batch
+        condition = self._net_condition(net, images, probs).repeat(samples, 1, 1, 1)
         shape = (condition.shape[0], self.codec.latent_channels, *condition.shape[-2:])
         start = None
-        if self.prior is not None and self.prior_strength < 1.0:
-            start = self.prior_latents(images).repeat(samples, 1, 1, 1)
+        if probs is not None and self.prior_strength < 1.0:
+            start = self.prior_latents(images, probs).repeat(samples, 1, 1, 1)
         latents = ddim_sample(
             net.denoiser,
             condition,
