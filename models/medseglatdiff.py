@@ -142,6 +142,7 @@ class MedSegLatDiff(nn.Module):
                     ("ae_steps",),
                     self.codec.parameters,
                     lambda images, masks: autoencoder_loss(self.codec, masks, losses),
+                    owns=("codec.", "latent_scale"),
                     after_stage=self._fit_latent_scale,
                 )
             )
@@ -154,6 +155,7 @@ class MedSegLatDiff(nn.Module):
                     ("image_ae_steps",),
                     lambda: [*self.net.image_encoder.parameters(), *decoder.parameters()],
                     lambda images, masks: self.image_reconstruction_loss(images),
+                    owns=("net.image_encoder.", "image_decoder."),
                 )
             )
         if self.prior is not None:
@@ -165,6 +167,7 @@ class MedSegLatDiff(nn.Module):
                     ("prior_steps",),
                     prior.parameters,
                     lambda images, masks: losses.segmentation(prior(images), masks),
+                    owns=("prior.",),
                 )
             )
         frozen = (self.codec,) if self.prior is None else (self.codec, self.prior)
@@ -175,8 +178,9 @@ class MedSegLatDiff(nn.Module):
                 ("diffusion_steps",),
                 self.net.parameters,
                 lambda images, masks: self.diffusion_loss(images, masks, mask_loss=losses.segmentation.per_image),
+                owns=("net.", "ema."),
                 frozen=frozen,
-                requires=tuple(s.name for s in stages if s.name in ("autoencoder", "prior")),
+                requires=tuple(s.name for s in stages),
                 after_step=self.update_ema,
             )
         )

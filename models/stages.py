@@ -31,15 +31,18 @@ class Stage:
     name: how checkpoints, curves and rows call it. part: which `train.stage` selection runs it
     ("autoencoder" or "diffusion"; `all` runs every stage). budget: the TrainConfig step keys whose
     sum is its step count. parameters: what the optimiser updates. frozen: modules held fixed (and
-    in eval mode) while it trains. requires: stages that must be finished first. after_step: runs
-    after every optimiser step (e.g. EMA). after_stage: given up to 512 training masks, returns
-    values learned once at the end (e.g. the latent scale), stored in the checkpoint."""
+    in eval mode) while it trains. owns: the state-dict key prefixes whose values this stage
+    produces (what a finished stage stores for reuse by other runs). requires: stages that must be
+    finished first. after_step: runs after every optimiser step (e.g. EMA). after_stage: given up
+    to 512 training masks, returns values learned once at the end (e.g. the latent scale), stored
+    in the checkpoint."""
 
     name: str
     part: str
     budget: tuple[str, ...]
     parameters: Callable[[], Iterable[nn.Parameter]]
     loss: Loss
+    owns: tuple[str, ...]
     frozen: tuple[nn.Module, ...] = ()
     requires: tuple[str, ...] = ()
     after_step: Callable[[], None] | None = None

@@ -36,6 +36,7 @@ class UNetSegmenter(nn.Module):
                 ("ae_steps", "diffusion_steps"),
                 self.parameters,
                 lambda images, masks: losses.segmentation(self(images), masks),
+                owns=("",),
             )
         ]
 

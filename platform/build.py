@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from platform.checkpoint import CHECKPOINT, load_checkpoint
 from platform.config_types import Config
 from platform.errors import UsageError
 
+import torch
 from torch import nn
 
 from models.autoencoder import MaskAutoencoder, PixelMaskCodec
@@ -15,10 +17,60 @@ from models.diffusion import make_schedulers
 from models.medseglatdiff import MedSegLatDiff
 from models.unet import UNetSegmenter
 
+# What each stage's result depends on besides the data, the seed, the optimiser settings and its
+# step budget (`stage_inputs`): the model keys that shape the modules it trains and its loss.
+# A key missing here would let a trial reuse a stage trained under a different value, so the
+# diffusion stage (trained last, on everything) reads every model key except sampling-only ones.
+SEGMENTATION_LOSS = ("model.dice_weight", "wce_weight")
+STAGE_READS: dict[str, tuple[str, ...]] = {
+    "autoencoder": (
+        "model.latent_factor",
+        "model.latent_channels",
+        "model.ae_width",
+        "model.kl_weight",
+        "model.norm_num_groups",
+        *SEGMENTATION_LOSS,
+    ),
+    "image_autoencoder": (
+        "model.latent_factor",
+        "model.encoder_channels",
+        "model.cond_channels",
+        "model.norm_num_groups",
+    ),
+    "prior": ("model.prior_channels", *SEGMENTATION_LOSS),
+    "segmenter": ("model.encoder_channels", *SEGMENTATION_LOSS),
+}
+SAMPLING_ONLY = ("model.guidance_scale", "model.prior_strength")  # used when sampling, never in training
+SHARED_TRAIN_KEYS = ("seed", "lr", "batch_size", "foreground_share", "augment")
+
+
+def stage_inputs(config: Config, stage_name: str, budget: tuple[str, ...], wce_weight: float) -> dict[str, object]:
+    """Every configuration value one stage's trained result depends on (see STAGE_READS)."""
+    model = {f"model.{k}": v for k, v in asdict(config.model).items()}
+    model["model.guidance"] = config.model.guidance  # `conditioning` is only its shorthand
+    model.pop("model.conditioning")
+    values: dict[str, object] = {**model, "wce_weight": wce_weight}
+    reads = STAGE_READS.get(stage_name, tuple(k for k in values if k not in SAMPLING_ONLY))
+    return {
+        "model.kind": config.model.kind,
+        **{key: values[key] for key in reads},
+        **{f"data.{k}": v for k, v in asdict(config.data).items() if k != "root"},
+        **{f"train.{k}": getattr(config.train, k) for k in (*SHARED_TRAIN_KEYS, *budget)},
+    }
+
 
 def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
-    """MedSegLatDiff, the pixel-space diffusion baseline or the UNet baseline, per `model.kind`."""
+    """MedSegLatDiff, the pixel-space diffusion baseline or the UNet baseline, per `model.kind`.
+
+    Each part is initialised from its own seed (train.seed and the part's position), so a part's
+    initial weights do not depend on the sizes of the others: a stage reused from another trial
+    is the stage this trial would have trained."""
     m, d = config.model, config.data
+
+    def seeded(part: int) -> None:
+        torch.manual_seed(config.train.seed * 100 + part)
+
+    seeded(0)
     if m.kind == "unet":
         return UNetSegmenter(d.channels, m.encoder_channels)
     codec: nn.Module
@@ -26,8 +78,11 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
         codec = MaskAutoencoder(m.ae_channels, m.latent_channels, m.norm_num_groups)
     else:
         codec = PixelMaskCodec()
+    seeded(1)
     encoder = ImageEncoder(d.channels, m.encoder_channels, m.cond_channels, codec.factor, m.norm_num_groups)
+    seeded(2)
     prior = UNetSegmenter(d.channels, m.prior_channels) if m.prior else None
+    seeded(3)
     denoiser = ConcatDenoiser(
         codec.latent_channels,
         m.cond_channels + (1 if prior is not None else 0),  # the prior's pooled probability map
@@ -38,6 +93,7 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
     train_scheduler, sample_scheduler = make_schedulers(m.train_timesteps, m.schedule, m.prediction)
     cfg = m.guidance
     image_decoder = None
+    seeded(4)
     if m.image_encoder_init == "autoencoder":
         image_decoder = ImageDecoder(
             m.cond_channels, m.encoder_channels[-1], d.channels, codec.factor, m.norm_num_groups

@@ -179,6 +179,7 @@ class TrainConfig:
     prepared_dir: str = "prepared"
     runs_dir: str = "runs"
     run_name: str | None = None
+    stage_store: str = ""  # a folder of finished stages shared by runs (platform/stage_store.py); "" = off
 
     def __post_init__(self) -> None:
         _check(self.device in ("auto", "cpu", "cuda"), "train.device", f"'{self.device}' is not auto, cpu or cuda")

@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-SHOWN = ("stage", "step", "loss", *HEADLINE)
+SHOWN = ("stage", "step", "loss", *HEADLINE, "reused")
 
 
 class LiveTrialTable(Callback):

@@ -29,6 +29,8 @@ TRIAL_SCHEMA: dict[str, Any] = {
     "epochs": pl.Float64,
     "steps": pl.Int64,
     "restarts": pl.Int64,
+    "reused_stages": pl.List(pl.Utf8),  # stages loaded from the stage store instead of trained
+    "reused_s": pl.Float64,  # the training time those stages cost where they were trained
     "workers": pl.Int64,
     "node_ids": pl.Utf8,
     "checkpoint": pl.Utf8,

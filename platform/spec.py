@@ -84,6 +84,7 @@ class StudySpec:
     evaluation: Evaluation = Evaluation()
     resources: Resources = Resources()
     seed: int = 0
+    reuse_stages: bool = True  # load finished stages other trials trained on the same inputs
     source: str = ""
 
     def parameter_columns(self) -> dict[str, Any]:
@@ -178,6 +179,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> StudySpec:
             "evaluation",
             "resources",
             "seed",
+            "reuse_stages",
         },
     )
     name = _get(top, "name", str)
@@ -196,6 +198,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> StudySpec:
         evaluation=_section(top.get("evaluation", {}), Evaluation, "evaluation"),
         resources=_section(top.get("resources", {}), Resources, "resources"),
         seed=_get(top, "seed", int, 0),
+        reuse_stages=_get(top, "reuse_stages", bool, True),
         source=source,
     )
     _check_sections(spec)

@@ -8,11 +8,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from platform.build import build_model, model_from_checkpoint
+from platform.build import build_model, model_from_checkpoint, stage_inputs
 from platform.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from platform.config_types import Config
 from platform.data.loader import PreparedSplit
 from platform.errors import UsageError
+from platform.stage_store import StageStore, code_version, stage_key
 
 import numpy as np
 import torch
@@ -35,6 +36,8 @@ class RunState:
     latent_scale: float = 1.0
     wce_weight: float = 0.0
     metrics: list[dict] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)  # stages loaded from the stage store, not trained
+    reused_s: float = 0.0  # the training time those stages took where they were trained
 
 
 def choose_device(name: str) -> torch.device:
@@ -67,7 +70,10 @@ def fit(
     rank 0 writes the checkpoint. `progress` runs after each logged step's checkpoint is on disk.
     Returns the trained model (on CPU or CUDA as configured, in eval mode). Raises
     FloatingPointError when a loss becomes NaN or infinite, UsageError when a selected stage
-    needs a stage this run folder has not finished."""
+    needs a stage this run folder has not finished.
+
+    With `train.stage_store` set, a stage whose inputs (`stage_key`) match a finished entry of
+    that store is loaded instead of trained, and a stage trained here is added to it."""
     torch.manual_seed(config.train.seed)
     device = choose_device(config.train.device)
     state, model, optimizer_state = _restore(config, run_dir)
@@ -75,7 +81,10 @@ def fit(
     if not state.wce_weight:
         state.wce_weight = resolve_wce_weight(config, train)
     losses = StageLosses(SegmentationLoss(state.wce_weight, config.model.dice_weight), config.model.kl_weight)
-    for stage in selected_stages(model.stages(losses), config.train.stage):  # type: ignore[operator]
+    stages = model.stages(losses)  # type: ignore[operator]
+    store = StageStore(Path(config.train.stage_store)) if config.train.stage_store else None
+    keys = _stage_keys(config, stages, state.wce_weight, train) if store else {}
+    for stage in selected_stages(stages, config.train.stage):
         if stage.name in state.stages_done:
             continue
         missing = [r for r in stage.requires if r not in state.stages_done]
@@ -86,8 +95,87 @@ def fit(
             )
         resume = optimizer_state if state.stage == stage.name else None
         steps = sum(getattr(config.train, key) for key in stage.budget)
-        _train_stage(config, model, train, stage, steps, state, resume, run_dir, device, progress, rank, world_size)
+
+        def train_here(stage: Stage = stage, steps: int = steps, resume: dict | None = resume) -> None:
+            _train_stage(config, model, train, stage, steps, state, resume, run_dir, device, progress, rank, world_size)
+
+        if store is None:
+            train_here()
+        else:
+            _obtain_stage(store, keys[stage.name], stage, model, state, train_here, run_dir, rank, world_size)
     return model.eval()
+
+
+def _stage_keys(config: Config, stages: list[Stage], wce_weight: float, train: PreparedSplit) -> dict[str, str]:
+    """Each stage's content address: its inputs, the prepared data, the code, its upstream keys."""
+    shared = {"data": train.identity(), "code": code_version()}
+    keys: dict[str, str] = {}
+    for stage in stages:
+        inputs = {**stage_inputs(config, stage.name, stage.budget, wce_weight), **shared}
+        keys[stage.name] = stage_key(stage.name, inputs, [keys[r] for r in stage.requires])
+    return keys
+
+
+def _obtain_stage(
+    store: StageStore,
+    key: str,
+    stage: Stage,
+    model: nn.Module,
+    state: RunState,
+    train_here: Callable[[], None],
+    run_dir: Path,
+    rank: int,
+    world_size: int,
+) -> None:
+    """Load `stage` from the store when it is there, else train it and add it (under its lock).
+
+    With several ranks, rank 0 holds the lock and tells the others whether to load or train."""
+    from contextlib import nullcontext
+
+    with store.claim(key) if rank == 0 else nullcontext(None) as entry:
+        reuse = entry is not None
+        if world_size > 1:
+            import torch.distributed as dist
+
+            decision = [reuse]
+            dist.broadcast_object_list(decision, src=0)
+            reuse = bool(decision[0])
+            entry = entry if rank == 0 else (store.load(key) if reuse else None)
+        if reuse and entry is not None:
+            _apply_entry(model, state, stage, entry)
+            if rank == 0:
+                _save(run_dir, model, state, None)
+            return
+        tic = time.perf_counter()
+        train_here()
+        if rank == 0:
+            store.save(key, _stage_entry(model, state, stage, run_dir.name, time.perf_counter() - tic))
+
+
+def _stage_entry(model: nn.Module, state: RunState, stage: Stage, run_name: str, train_s: float) -> dict:
+    return {
+        "stage": stage.name,
+        "weights": {k: v.detach().cpu() for k, v in model.state_dict().items() if k.startswith(stage.owns)},
+        "values": {"latent_scale": state.latent_scale} if stage.after_stage is not None else {},
+        "metrics": [m for m in state.metrics if m["stage"] == stage.name],
+        "train_s": train_s,
+        "trained_by": run_name,
+    }
+
+
+def _apply_entry(model: nn.Module, state: RunState, stage: Stage, entry: dict) -> None:
+    """Load a stored stage into this run: its weights, learned values and curves."""
+    unexpected = [k for k in entry["weights"] if not k.startswith(stage.owns)]
+    if unexpected:
+        raise UsageError(f"stage store entry for {stage.name} holds foreign weights ({unexpected[0]})")
+    device = next(iter(model.state_dict().values())).device
+    model.load_state_dict({k: v.to(device) for k, v in entry["weights"].items()}, strict=False)
+    for name, value in entry["values"].items():
+        setattr(state, name, value)
+    state.metrics.extend(entry["metrics"])
+    state.stages_done.append(stage.name)
+    state.reused.append(stage.name)
+    state.reused_s += float(entry["train_s"])
 
 
 def selected_stages(stages: list[Stage], selection: str) -> list[Stage]:
@@ -126,6 +214,9 @@ def _train_stage(
         optimizer.load_state_dict(optimizer_state)
         start = state.step
     rng = np.random.default_rng([config.train.seed, start, len(state.stages_done), rank])
+    # The stage's own torch stream: the same whether earlier stages were trained or loaded
+    seeds = np.random.SeedSequence([config.train.seed, start, len(state.stages_done)])
+    torch.manual_seed(int(seeds.generate_state(1)[0]))
     params = [p for group in optimizer.param_groups for p in group["params"]]
     window, tic = [], time.perf_counter()
     for step in range(start + 1, steps + 1):

@@ -31,13 +31,20 @@ class TrialContext:
     data_version: str
 
 
+def stage_store_dir(results_dir: str | Path) -> Path:
+    """The store of finished stages every study under one results folder shares."""
+    return Path(results_dir).parent / "stages"
+
+
 def trial_config(context: TrialContext, params: dict[str, Any], trial_id: str) -> Config:
+    store = stage_store_dir(context.results_dir) if context.spec.reuse_stages else ""
     return load_config(
         [
             *context.spec.overrides(params),
             f"train.prepared_dir={context.prepared_dir}",
             f"train.runs_dir={context.results_dir}/runs",
             f"train.run_name={trial_id}",
+            f"train.stage_store={store}",
             "train.threads=1",
         ]
     )
@@ -77,7 +84,8 @@ def run_trial(params: dict[str, Any], context: TrialContext) -> None:
         rows.failed(values, failure)
         raise RuntimeError(f"trial {trial_id} failed: {failure}")
     row = rows.completed(values, run_dir)
-    ray.tune.report(objective_values(row, spec) | {"status": "completed"})
+    reused = ",".join(row["reused_stages"]) or "-"
+    ray.tune.report(objective_values(row, spec) | {"status": "completed", "reused": reused})
 
 
 def _train_on_workers(config: Config, spec: StudySpec, trial_id: str, results: Path) -> str:

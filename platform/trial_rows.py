@@ -55,13 +55,16 @@ class TrialRows:
         return self.write({**values, "status": "failed", "failure": failure, "finished_at": now()})
 
     def completed(self, values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
-        curves = training_curves(run_dir, self.spec.name, self.trial_id)
+        state = load_checkpoint(run_dir / "checkpoint.pt")["state"]
+        curves = training_curves(state["metrics"], self.spec.name, self.trial_id)
         write_table(curves, self.results / "curves" / f"{self.trial_id}.parquet")
         return self.write(
             {
                 **values,
                 "status": "completed",
                 "failure": "",
+                "reused_stages": state.get("reused", []),
+                "reused_s": state.get("reused_s", 0.0),
                 "epochs": float(curves["epoch"].to_numpy().max()) if curves.height else 0.0,
                 "steps": int(curves["step"].to_numpy().max()) if curves.height else 0,
                 "finished_at": now(),
@@ -82,9 +85,8 @@ def objective_values(row: dict[str, Any], spec: StudySpec) -> dict[str, float]:
     return {o.metric: float(row[o.metric]) for o in spec.objectives}
 
 
-def training_curves(run_dir: Path, study: str, trial_id: str) -> pl.DataFrame:
-    """One row per logged training step (from the checkpoint's state), tagged with study and trial."""
-    metrics = load_checkpoint(run_dir / "checkpoint.pt")["state"]["metrics"]
+def training_curves(metrics: list[dict[str, Any]], study: str, trial_id: str) -> pl.DataFrame:
+    """One row per logged training step (a checkpoint state's metrics), tagged with study and trial."""
     frame = (
         pl.DataFrame(metrics)
         if metrics

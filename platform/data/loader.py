@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import cached_property
@@ -42,6 +43,14 @@ class PreparedSplit:
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
+
+    def identity(self) -> str:
+        """A hash of the split's contents (images and masks): what trained stages are keyed by."""
+        digest = hashlib.blake2b(digest_size=12)
+        for array in (self.images, self.masks):
+            digest.update(f"{array.dtype}{array.shape}".encode())
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
 
     @property
     def annotators_marking(self) -> np.ndarray:
