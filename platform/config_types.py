@@ -179,6 +179,9 @@ class TrainConfig:
     prepared_dir: str = "prepared"
     runs_dir: str = "runs"
     run_name: str | None = None
+    val_every: int = 0  # steps of the last stage between quick validations (pruning signal); 0 = off
+    val_images: int = 8
+    val_steps: int = 5
     stage_store: str = ""  # a folder of finished stages shared by runs (platform/stage_store.py); "" = off
 
     def __post_init__(self) -> None:

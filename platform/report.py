@@ -11,11 +11,11 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+from platform.answer import answer  # noqa: E402
 from platform.atomic import write_text  # noqa: E402
 from platform.errors import UsageError  # noqa: E402
 from platform.evaluation.figures import reliability_diagram, save_figure  # noqa: E402
 from platform.evaluation.registry import HEADLINE  # noqa: E402
-from platform.evaluation.statistics import paired_comparison  # noqa: E402
 from platform.results import scan  # noqa: E402
 from platform.spec import StudySpec  # noqa: E402
 
@@ -50,12 +50,15 @@ def write_report(spec: StudySpec, results_dir: Path, out: Path | None = None) ->
             )
         if (run_dir / "panels.png").is_file():
             figures.append(run_dir / "panels.png")
-    comparison = _compare_best(results_dir, spec, ranked)
+    images = scan(results_dir.parent, "images", spec.name).collect()
+    sentence, configs, comparison = answer(spec, done, images)
     params = [c for c in done.columns if c.startswith("p_")]
     wanted = ["trial_id", *params, *HEADLINE, "ece_border", "brier", "hm_iou", "wall_s"]
     best = ranked.select([c for c in wanted if c in ranked.columns]).head(10)
     failed = trials.filter(pl.col("status") != "completed").select("trial_id", "status", "failure")
+    shown = [c for c in configs.columns if c not in ("config", "trials")]
     sections = [
+        ("Question and answer", sentence),
         (
             "Study",
             f"`{spec.name}` on `{spec.dataset}` at {spec.image_size} px · {trials.height} trials "
@@ -65,8 +68,9 @@ def write_report(spec: StudySpec, results_dir: Path, out: Path | None = None) ->
             f"{spec.evaluation.images} {spec.evaluation.split} images. ECE is positive-class binned ECE "
             f"(10 bins) of the confidence map against the annotators' majority vote.",
         ),
+        (f"Configurations (mean over seeds, 95 % t-interval; {spec.repeats} seed(s) each)", configs.select(shown)),
+        ("Best configuration vs its comparison, paired by image, patients resampled", comparison),
         ("Best trials", best),
-        ("Paired comparison of the two best trials", comparison),
         ("Trials that did not complete", failed),
     ]
     _write_markdown(out / "report.md", sections, figures, out)
@@ -111,15 +115,6 @@ def _pareto_front(done: pl.DataFrame, path: Path) -> Path:
     axis.set_ylabel("Dice (higher is better)")
     axis.legend()
     return save_figure(figure, path)
-
-
-def _compare_best(results_dir: Path, spec: StudySpec, ranked: pl.DataFrame) -> pl.DataFrame:
-    if ranked.height < 2:
-        return pl.DataFrame({"note": ["fewer than two completed trials"]})
-    a, b = ranked["trial_id"][1], ranked["trial_id"][0]
-    frames = [pl.read_parquet(results_dir / "images" / f"{t}.parquet") for t in (a, b)]
-    table = paired_comparison(frames[0], frames[1], cluster="group")
-    return table.with_columns(pl.lit(a).alias("trial_a"), pl.lit(b).alias("trial_b (best)"))
 
 
 def _markdown_table(frame: pl.DataFrame) -> str:

@@ -19,7 +19,9 @@ TABLES = ("trials", "images", "curves")
 # Columns every `trials` row has (searched parameters are added as their own typed columns).
 TRIAL_SCHEMA: dict[str, Any] = {
     "study": pl.Utf8,
-    "trial_id": pl.Utf8,
+    "trial_id": pl.Utf8,  # one run: the Tune trial id, with `-r<k>` when the spec repeats configurations
+    "tune_trial_id": pl.Utf8,
+    "seed": pl.Int64,
     "status": pl.Utf8,
     "failure": pl.Utf8,
     **{name: pl.Float64 for name in SUMMARY_METRICS},

@@ -9,6 +9,7 @@ from platform.spec import SpecError, StudySpec
 from platform.trial import TrialContext, run_trial
 from typing import Any
 
+from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
 TUNE_DIR = "tune"  # results/<study>/tune: Tune's experiment state, what `resume` restores
@@ -47,6 +48,18 @@ class FinalResultOptunaSearch(OptunaSearch):
         return
 
 
+class PrunedRows(Callback):
+    """A Tune callback: when a trial ends without having completed its row, the scheduler stopped it."""
+
+    def __init__(self, spec: StudySpec, results_dir: str) -> None:
+        self.spec, self.results_dir = spec, results_dir
+
+    def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        from platform.trial_rows import mark_pruned
+
+        mark_pruned(self.spec, Path(self.results_dir), trial.trial_id, trial.last_result or {})
+
+
 def feasible_concurrency(spec: StudySpec, cluster_cpus: float, largest_node_cpus: float) -> int:
     """How many trials can run at once; raises SpecError when not even one fits the cluster."""
     r = spec.resources
@@ -78,6 +91,7 @@ def make_searcher(spec: StudySpec, results_dir: Path) -> Any:
         space=SearchSpace(spec),
         metric=metrics if multi else metrics[0],
         mode=modes if multi else modes[0],
+        points_to_evaluate=[dict(spec.reference)] if spec.reference else None,  # the reference runs first
         sampler=sampler,
         study_name=spec.name,
         storage=storage,
@@ -90,13 +104,13 @@ def make_scheduler(spec: StudySpec) -> Any:
     p = spec.pruning
     if p.kind == "asha":
         return ASHAScheduler(
-            time_attr="training_iteration", metric=p.metric, mode="min", grace_period=p.grace_period, max_t=10**6
+            time_attr=p.time_attr, metric=p.metric, mode=p.mode, grace_period=p.grace_period, max_t=10**6
         )
     if p.kind == "median":
         return MedianStoppingRule(
-            time_attr="training_iteration",
+            time_attr=p.time_attr,
             metric=p.metric,
-            mode="min",
+            mode=p.mode,
             grace_period=p.grace_period,
             min_samples_required=2,
         )
@@ -132,7 +146,7 @@ def make_tuner(spec: StudySpec, context: TrialContext, concurrency: int, trials:
         run_config=tune.RunConfig(
             name=TUNE_DIR,
             storage_path=str(results_dir),
-            callbacks=callbacks,
+            callbacks=[*callbacks, PrunedRows(spec, context.results_dir)],
             verbose=0,
             failure_config=tune.FailureConfig(max_failures=0),
         ),

@@ -43,11 +43,35 @@ class Objective:
     mode: str
 
 
+PRUNING_METRICS = {"val_dice_nonempty": "max", "loss": "min"}  # what trials report while they train
+
+
 @dataclass(frozen=True)
 class Pruning:
+    """Stop weak trials early. The default signal is `val_dice_nonempty`: every `every` steps of the
+    last stage, one mask per image sampled with `steps` DDIM steps on the first `images` non-empty
+    validation slices. `loss` (the training loss) is kept for comparison; it prunes nothing useful."""
+
     kind: str = "none"  # none | asha | median
-    grace_period: int = 2  # reported training intervals before a trial may be stopped
-    metric: str = "loss"  # the diffusion/segmenter training loss reported during training
+    grace_period: int = 1  # validation rounds (loss: logged steps) before a trial may be stopped
+    metric: str = "val_dice_nonempty"
+    every: int = 50
+    images: int = 8
+    steps: int = 5
+
+    @property
+    def mode(self) -> str:
+        return PRUNING_METRICS[self.metric]
+
+    @property
+    def time_attr(self) -> str:
+        return "val_round" if self.metric == "val_dice_nonempty" else "training_iteration"
+
+    def overrides(self) -> list[str]:
+        """The train settings that make trials report the pruning metric."""
+        if self.kind == "none" or self.metric != "val_dice_nonempty":
+            return []
+        return [f"train.val_every={self.every}", f"train.val_images={self.images}", f"train.val_steps={self.steps}"]
 
 
 @dataclass(frozen=True)
@@ -85,6 +109,9 @@ class StudySpec:
     resources: Resources = Resources()
     seed: int = 0
     reuse_stages: bool = True  # load finished stages other trials trained on the same inputs
+    repeats: int = 1  # runs per configuration, seeds seed … seed + repeats − 1; objectives are their mean
+    question: str = ""  # what the study asks; the report opens with it and its answer
+    reference: dict[str, Any] = field(default_factory=dict)  # the configuration the best is compared with
     source: str = ""
 
     def parameter_columns(self) -> dict[str, Any]:
@@ -110,8 +137,9 @@ class StudySpec:
     def cpus_per_trial(self) -> float:
         return self.resources.trial_cpus + self.resources.workers * self.resources.cpus_per_worker
 
-    def overrides(self, params: dict[str, Any]) -> list[str]:
-        """Hydra overrides of one trial: dataset, image size, base, budget, then searched values."""
+    def overrides(self, params: dict[str, Any], repeat: int = 0) -> list[str]:
+        """Hydra overrides of one trial's run (repeat r uses seed + r): dataset, image size, base,
+        budget, then searched values."""
         budget = [f"train.{k}={v}" for k, v in self.budget.items()]
         searched = [f"{k}={_hydra_value(v)}" for k, v in params.items()]
         return [
@@ -119,7 +147,8 @@ class StudySpec:
             f"data.image_size={self.image_size}",
             *self.base,
             *budget,
-            f"train.seed={self.seed}",
+            *self.pruning.overrides(),
+            f"train.seed={self.seed + repeat}",
             *searched,
         ]
 
@@ -180,6 +209,9 @@ def parse_spec(raw: Any, source: str = "<spec>") -> StudySpec:
             "resources",
             "seed",
             "reuse_stages",
+            "repeats",
+            "question",
+            "reference",
         },
     )
     name = _get(top, "name", str)
@@ -199,11 +231,25 @@ def parse_spec(raw: Any, source: str = "<spec>") -> StudySpec:
         resources=_section(top.get("resources", {}), Resources, "resources"),
         seed=_get(top, "seed", int, 0),
         reuse_stages=_get(top, "reuse_stages", bool, True),
+        repeats=_positive(_get(top, "repeats", int, 1), "repeats"),
+        question=_get(top, "question", str, ""),
+        reference=_reference(top.get("reference", {})),
         source=source,
     )
     _check_sections(spec)
     _check_against_config(spec)
     return spec
+
+
+def _reference(value: Any) -> dict[str, Any]:
+    """`reference: {model.wce_weight: 50}`: config keys → plain values (numbers, strings, booleans)."""
+    reference = _mapping(value, "reference")
+    for key, item in reference.items():
+        if not isinstance(key, str) or "." not in key:
+            raise SpecError(f"reference.{key}: expected a config key such as model.wce_weight")
+        if not isinstance(item, (int, float, str, bool)):
+            raise SpecError(f"reference.{key}: expected a number, string or boolean, got {item!r}")
+    return dict(reference)
 
 
 def _mapping(value: Any, key: str) -> dict:
@@ -335,7 +381,14 @@ def _check_sections(spec: StudySpec) -> None:
     if p.kind not in ("none", "asha", "median"):
         raise SpecError(f"pruning.kind: {p.kind!r} must be none, asha or median")
     _positive(p.grace_period, "pruning.grace_period")
+    if p.metric not in PRUNING_METRICS:
+        raise SpecError(f"pruning.metric: {p.metric!r} must be one of {', '.join(PRUNING_METRICS)}")
+    for name in ("every", "images", "steps"):
+        _positive(getattr(p, name), f"pruning.{name}")
     keys = {q.key for q in spec.search}
+    for key in spec.reference:
+        if key not in keys:
+            raise SpecError(f"reference.{key}: not a searched key; the reference is a point of the search space")
     for q in spec.search:
         for other, _ in q.when:
             if other not in keys and other not in {o.split("=")[0] for o in spec.base}:

@@ -77,7 +77,7 @@ def run(config: Config, console: Console) -> dict:
     with Progress(*columns, console=console, transient=False) as bar:
         tasks: dict[str, TaskID] = {}
 
-        def on_step(stage: str, step: int, total: int, loss: float, ips: float) -> None:
+        def on_step(stage: str, step: int, total: int, loss: float, ips: float, checked: dict[str, float]) -> None:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total, loss=float("nan"), ips=0.0)
             bar.update(tasks[stage], completed=step, loss=loss, ips=ips)

@@ -22,8 +22,8 @@ from torch import nn
 from models.losses import SegmentationLoss, adaptive_wce_weight
 from models.stages import Stage, StageLosses
 
-# (stage, step, total steps, latest loss, images per second)
-ProgressFn = Callable[[str, int, int, float, float], None]
+# (stage, step, total steps, latest loss, images per second, validation values of this step if any)
+ProgressFn = Callable[[str, int, int, float, float, dict[str, float]], None]
 
 
 @dataclass
@@ -62,6 +62,7 @@ def fit(
     progress: ProgressFn | None = None,
     rank: int = 0,
     world_size: int = 1,
+    validation: Callable[[nn.Module], float] | None = None,
 ) -> nn.Module:
     """Train the model's stages (`model.stages`, those `train.stage` selects), resuming from `run_dir`.
 
@@ -73,7 +74,9 @@ def fit(
     needs a stage this run folder has not finished.
 
     With `train.stage_store` set, a stage whose inputs (`stage_key`) match a finished entry of
-    that store is loaded instead of trained, and a stage trained here is added to it."""
+    that store is loaded instead of trained, and a stage trained here is added to it.
+    `validation` (e.g. QuickValidation), with `train.val_every` > 0, scores the model every that
+    many steps of the last stage: `val_dice_nonempty` and `val_round` in the metrics and progress."""
     torch.manual_seed(config.train.seed)
     device = choose_device(config.train.device)
     state, model, optimizer_state = _restore(config, run_dir)
@@ -97,7 +100,10 @@ def fit(
         steps = sum(getattr(config.train, key) for key in stage.budget)
 
         def train_here(stage: Stage = stage, steps: int = steps, resume: dict | None = resume) -> None:
-            _train_stage(config, model, train, stage, steps, state, resume, run_dir, device, progress, rank, world_size)
+            check = validation if stage is stages[-1] and config.train.val_every > 0 else None
+            _train_stage(
+                config, model, train, stage, steps, state, resume, run_dir, device, progress, rank, world_size, check
+            )
 
         if store is None:
             train_here()
@@ -205,6 +211,7 @@ def _train_stage(
     progress: ProgressFn | None,
     rank: int = 0,
     world_size: int = 1,
+    validation: Callable[[nn.Module], float] | None = None,
 ) -> None:
     model.train()
     stage.freeze()
@@ -232,7 +239,11 @@ def _train_stage(
         if stage.after_step is not None:
             stage.after_step()
         window.append(loss.item())
-        if step % config.train.log_every == 0 or step == steps:
+        checked: dict[str, float] = {}
+        if validation is not None and step % config.train.val_every == 0:
+            checked = {"val_dice_nonempty": validation(model), "val_round": step // config.train.val_every}
+            stage.freeze()  # validation toggled eval/train mode: frozen modules go back to eval
+        if step % config.train.log_every == 0 or step == steps or checked:
             elapsed = time.perf_counter() - tic
             ips = len(window) * config.train.batch_size / max(elapsed, 1e-9)
             state.metrics.append(
@@ -242,13 +253,14 @@ def _train_stage(
                     "epoch": step * config.train.batch_size / len(train),
                     "loss": float(np.mean(window)),
                     "images_per_s": ips,
+                    **checked,
                 }
             )
             state.stage, state.step = stage.name, step
             if rank == 0:
                 _save(run_dir, model, state, optimizer)
             if progress:
-                progress(stage.name, step, steps, float(np.mean(window)), ips)
+                progress(stage.name, step, steps, float(np.mean(window)), ips, checked)
             window, tic = [], time.perf_counter()
     if stage.after_stage is not None:
         for key, value in stage.after_stage(train.all_masks()[:512].to(device)).items():

@@ -36,11 +36,16 @@ def stage_store_dir(results_dir: str | Path) -> Path:
     return Path(results_dir).parent / "stages"
 
 
-def trial_config(context: TrialContext, params: dict[str, Any], trial_id: str) -> Config:
+def run_id(trial_id: str, repeat: int, repeats: int) -> str:
+    """The name of one run of a trial: the Tune trial id, plus `-r<k>` when configurations repeat."""
+    return trial_id if repeats == 1 else f"{trial_id}-r{repeat}"
+
+
+def trial_config(context: TrialContext, params: dict[str, Any], trial_id: str, repeat: int = 0) -> Config:
     store = stage_store_dir(context.results_dir) if context.spec.reuse_stages else ""
     return load_config(
         [
-            *context.spec.overrides(params),
+            *context.spec.overrides(params, repeat),
             f"train.prepared_dir={context.prepared_dir}",
             f"train.runs_dir={context.results_dir}/runs",
             f"train.run_name={trial_id}",
@@ -51,17 +56,33 @@ def trial_config(context: TrialContext, params: dict[str, Any], trial_id: str) -
 
 
 def run_trial(params: dict[str, Any], context: TrialContext) -> None:
-    """The Tune trainable: fit on Ray Train workers, evaluate, write rows, report the objectives."""
+    """The Tune trainable: each repeat (seed) fits on Ray Train workers, is evaluated and writes its
+    row; Tune and Optuna hear the objectives' mean over the repeats."""
     import ray.tune
 
-    trial_id = ray.tune.get_context().get_trial_id()
+    tune_id = ray.tune.get_context().get_trial_id()
+    spec = context.spec
+    rows = [_run_repeat(params, context, tune_id, r) for r in range(spec.repeats)]
+    values = [objective_values(row, spec) for row in rows]
+    mean = {k: sum(v[k] for v in values) / len(values) for k in values[0]}
+    reused = ",".join(sorted({s for row in rows for s in row["reused_stages"] or []})) or "-"
+    ray.tune.report(mean | {"status": "completed", "reused": reused})
+
+
+def _run_repeat(params: dict[str, Any], context: TrialContext, tune_id: str, repeat: int) -> dict[str, Any]:
+    """One seed of a trial: its completed row (raises RuntimeError, after writing a failed row, on failure)."""
     spec, results = context.spec, Path(context.results_dir)
+    trial_id = run_id(tune_id, repeat, spec.repeats)
     done = completed_row(results / "trials" / f"{trial_id}.parquet")
-    if done is not None:  # Tune's snapshot predates this trial's end (driver killed): replay, don't retrain
-        ray.tune.report(objective_values(done, spec) | {"status": "completed"})
-        return
-    config = trial_config(context, params, trial_id)
-    origin = {"git_commit": context.git_commit, "data_version": context.data_version}
+    if done is not None:  # Tune's snapshot predates this run's end (driver killed): replay, don't retrain
+        return done
+    config = trial_config(context, params, trial_id, repeat)
+    origin = {
+        "git_commit": context.git_commit,
+        "data_version": context.data_version,
+        "tune_trial_id": tune_id,
+        "seed": config.train.seed,
+    }
     rows = TrialRows.start(spec, results, trial_id, params, origin)
     tic = time.perf_counter()
     run_dir = Path(config.train.runs_dir) / trial_id
@@ -83,9 +104,7 @@ def run_trial(params: dict[str, Any], context: TrialContext) -> None:
     if failure:
         rows.failed(values, failure)
         raise RuntimeError(f"trial {trial_id} failed: {failure}")
-    row = rows.completed(values, run_dir)
-    reused = ",".join(row["reused_stages"]) or "-"
-    ray.tune.report(objective_values(row, spec) | {"status": "completed", "reused": reused})
+    return rows.completed(values, run_dir)
 
 
 def _train_on_workers(config: Config, spec: StudySpec, trial_id: str, results: Path) -> str:
@@ -142,7 +161,12 @@ def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, res
     tic = time.perf_counter()
     torch.set_num_threads(max(1, os.cpu_count() or 1) if spec.resources.concurrent_trials == 1 else 1)
     settings = EvaluationSettings(
-        samples=e.samples, steps=e.steps, seed=spec.seed, max_images=e.images, border_radius=e.border_radius, panels=4
+        samples=e.samples,
+        steps=e.steps,
+        seed=config.train.seed,
+        max_images=e.images,
+        border_radius=e.border_radius,
+        panels=4,
     )
     result, images, _ = evaluate_checkpoint(config, run_dir, e.split, settings)
     images = images.with_columns(pl.lit(spec.name).alias("study"), pl.lit(trial_id).alias("trial_id"))

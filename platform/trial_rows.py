@@ -28,7 +28,7 @@ class TrialRows:
 
     @classmethod
     def start(
-        cls, spec: StudySpec, results: Path, trial_id: str, params: dict[str, Any], provenance: dict[str, str]
+        cls, spec: StudySpec, results: Path, trial_id: str, params: dict[str, Any], provenance: dict[str, Any]
     ) -> TrialRows:
         base = {
             "study": spec.name,
@@ -70,6 +70,29 @@ class TrialRows:
                 "finished_at": now(),
             }
         )
+
+
+def mark_pruned(spec: StudySpec, results: Path, tune_id: str, last: dict[str, Any]) -> list[str]:
+    """Rewrite the still-running rows of a Tune trial the scheduler stopped as `pruned`, with the
+    stage, step and pruning metric of its last report. The driver calls this: the stopped trial's
+    process is gone and cannot. Returns the run ids it marked."""
+    marked = []
+    for path in sorted((results / "trials").glob(f"{tune_id}*.parquet")):
+        row = pl.read_parquet(path).row(0, named=True)
+        if row["status"] != "running" or row.get("tune_trial_id", row["trial_id"]) != tune_id:
+            continue
+        metric = spec.pruning.metric
+        where = f"{last.get('stage', '?')} step {last.get('step', '?')}"
+        value = f": {metric} {last[metric]:.4f}" if isinstance(last.get(metric), float) else ""
+        row |= {
+            "status": "pruned",
+            "failure": f"pruned by {spec.pruning.kind} at {where}{value}",
+            "steps": last.get("step"),
+            "finished_at": now(),
+        }
+        write_table(trial_frame(row, spec.parameter_columns()), path)
+        marked.append(row["trial_id"])
+    return marked
 
 
 def completed_row(path: Path) -> dict[str, Any] | None:

@@ -70,6 +70,11 @@ BAD = [
     ("negative cpus", _with("resources/cpus_per_worker", -1.0), r"cpus_per_worker must be > 0"),
     ("string cpus", _with("resources/cpus_per_worker", "two"), r"resources\.cpus_per_worker: expected float"),
     ("bad pruning", _with("pruning", {"kind": "hyperband"}), r"pruning\.kind: 'hyperband'"),
+    ("bad pruning metric", _with("pruning", {"kind": "asha", "metric": "dice"}), r"pruning\.metric: 'dice'"),
+    ("zero pruning interval", _with("pruning", {"kind": "asha", "every": 0}), r"pruning\.every: 0 must be ≥ 1"),
+    ("zero repeats", _with("repeats", 0), r"repeats: 0 must be ≥ 1"),
+    ("reference not searched", _with("reference", {"model.ae_width": 8}), r"reference\.model\.ae_width: not a"),
+    ("reference not a value", _with("reference", {"model.wce_weight": [1, 2]}), r"reference\.model\.wce_weight: exp"),
     ("bad split", _with("evaluation/split", "train"), r"evaluation\.split: 'train'"),
     ("_target_ in base", _with("base", ["+model._target_=os.system"]), r"cannot instantiate"),
     (
