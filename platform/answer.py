@@ -68,13 +68,10 @@ def answer(spec: StudySpec, done: pl.DataFrame, images: pl.DataFrame) -> tuple[s
     else:
         winner = f"The configuration {_describe(best, spec)}"
     lead = f"{winner} is best on {first}; against {against} {_describe(reference, spec)}"
-    metrics = tuple(dict.fromkeys([first, *(o.metric for o in spec.objectives[1:])]))
-    table = paired_comparison(
-        _per_image(images, reference["trials"]),
-        _per_image(images, best["trials"]),
-        metrics=metrics,
-        cluster="group",
-    )
+    a, b = _per_image(images, reference["trials"]), _per_image(images, best["trials"])
+    wanted = [first, *(spec.compare or [o.metric for o in spec.objectives[1:]])]
+    metrics = tuple(m for m in dict.fromkeys(wanted) if m in a.columns)  # those measured per image
+    table = paired_comparison(a, b, metrics=metrics, cluster="group")
     parts = [_difference_words(row) for row in table.iter_rows(named=True)]
     sentence = f"{question}{lead}: " + "; ".join(parts) + "."
     verdict = table.row(0, named=True)

@@ -13,6 +13,7 @@ from platform.errors import UsageError
 
 REPO = Path(__file__).resolve().parents[1]
 AUTH_MODE = "RAY_AUTH_MODE"
+WORKER_START_TIMEOUT = "RAY_TRAIN_WORKER_GROUP_START_TIMEOUT_S"
 TOKEN_HINT = (
     "set RAY_AUTH_TOKEN to the cluster's token, or put it in ~/.ray/auth_token "
     "(or a file named by RAY_AUTH_TOKEN_PATH); on the head node `ray get-auth-token` prints it"
@@ -55,7 +56,10 @@ def start_ray(address: str | None) -> str:
 
     pythonpath = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p)
     # PYTHONPATH puts the repo before the standard library in workers, so `platform` is ours there too.
-    runtime_env = {"env_vars": {"PYTHONPATH": pythonpath, AUTH_MODE: mode}}
+    # Ray Train gives a worker group 60 s to start; on a loaded 2-core machine importing torch in
+    # a fresh worker can take longer, and a trial would fail for that alone.
+    start = os.environ.get(WORKER_START_TIMEOUT, "300")
+    runtime_env = {"env_vars": {"PYTHONPATH": pythonpath, AUTH_MODE: mode, WORKER_START_TIMEOUT: start}}
     address = cluster_address(address)
     if address and mode == "token" and not token_available():
         raise UsageError(f"joining the Ray cluster at {address} needs its authentication token: {TOKEN_HINT}")

@@ -15,7 +15,7 @@ from platform.answer import answer  # noqa: E402
 from platform.atomic import write_text  # noqa: E402
 from platform.errors import UsageError  # noqa: E402
 from platform.evaluation.figures import reliability_diagram, save_figure  # noqa: E402
-from platform.evaluation.registry import HEADLINE  # noqa: E402
+from platform.evaluation.registry import CODEC_METRICS, HEADLINE  # noqa: E402
 from platform.results import scan  # noqa: E402
 from platform.spec import StudySpec  # noqa: E402
 
@@ -53,7 +53,8 @@ def write_report(spec: StudySpec, results_dir: Path, out: Path | None = None) ->
     images = scan(results_dir.parent, "images", spec.name).collect()
     sentence, configs, comparison = answer(spec, done, images)
     params = [c for c in done.columns if c.startswith("p_")]
-    wanted = ["trial_id", *params, *HEADLINE, "ece_border", "brier", "hm_iou", "wall_s"]
+    wanted = ["trial_id", *params, *HEADLINE, "ece_border", "brier", "hm_iou", *CODEC_METRICS, "reused_stages"]
+    wanted.append("wall_s")
     best = ranked.select([c for c in wanted if c in ranked.columns]).head(10)
     failed = trials.filter(pl.col("status") != "completed").select("trial_id", "status", "failure")
     shown = [c for c in configs.columns if c not in ("config", "trials")]

@@ -9,7 +9,7 @@ import io
 from pathlib import Path
 from platform.atomic import atomic_write
 from platform.errors import UsageError
-from platform.evaluation.registry import SUMMARY_METRICS
+from platform.evaluation.registry import CODEC_METRICS, SUMMARY_METRICS
 from typing import Any
 
 import polars as pl
@@ -24,7 +24,7 @@ TRIAL_SCHEMA: dict[str, Any] = {
     "seed": pl.Int64,
     "status": pl.Utf8,
     "failure": pl.Utf8,
-    **{name: pl.Float64 for name in SUMMARY_METRICS},
+    **{name: pl.Float64 for name in (*SUMMARY_METRICS, *CODEC_METRICS)},
     "wall_s": pl.Float64,
     "train_s": pl.Float64,
     "eval_s": pl.Float64,

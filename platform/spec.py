@@ -112,6 +112,7 @@ class StudySpec:
     repeats: int = 1  # runs per configuration, seeds seed … seed + repeats − 1; objectives are their mean
     question: str = ""  # what the study asks; the report opens with it and its answer
     reference: dict[str, Any] = field(default_factory=dict)  # the configuration the best is compared with
+    compare: tuple[str, ...] = ()  # metrics of that comparison (default: the objectives)
     source: str = ""
 
     def parameter_columns(self) -> dict[str, Any]:
@@ -212,6 +213,7 @@ def parse_spec(raw: Any, source: str = "<spec>") -> StudySpec:
             "repeats",
             "question",
             "reference",
+            "compare",
         },
     )
     name = _get(top, "name", str)
@@ -234,11 +236,21 @@ def parse_spec(raw: Any, source: str = "<spec>") -> StudySpec:
         repeats=_positive(_get(top, "repeats", int, 1), "repeats"),
         question=_get(top, "question", str, ""),
         reference=_reference(top.get("reference", {})),
+        compare=_compare(top.get("compare", [])),
         source=source,
     )
     _check_sections(spec)
     _check_against_config(spec)
     return spec
+
+
+def _compare(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError("compare: expected a list of metric names such as [dice_nonempty, ece]")
+    for name in value:
+        if name not in METRICS:
+            raise SpecError(f"compare: {name!r} is not one of {', '.join(sorted(METRICS))}")
+    return tuple(value)
 
 
 def _reference(value: Any) -> dict[str, Any]:

@@ -174,4 +174,18 @@ def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, res
     write_table(result.reliability, run_dir / "reliability.parquet")
     if result.panels:
         confidence_panels(result.panels, run_dir / "panels.png")
-    return {k: result.summary[k] for k in SUMMARY_METRICS} | {"eval_s": time.perf_counter() - tic}
+    values = {k: result.summary[k] for k in SUMMARY_METRICS} | _codec_reconstruction(config, run_dir, e.split)
+    return values | {"eval_s": time.perf_counter() - tic}
+
+
+def _codec_reconstruction(config: Config, run_dir: Path, split: str) -> dict[str, float]:
+    """What the WCE weight acts on: the mask autoencoder's Dice on small and large lesions."""
+    from platform.build import load_trained
+    from platform.data.loader import PreparedSplit
+    from platform.evaluation.reconstruction import reconstruction_by_size
+
+    model, _ = load_trained(run_dir, config)
+    codec = getattr(model, "codec", None)
+    if codec is None or not any(True for _ in codec.parameters()):  # the UNet, pixel-space diffusion
+        return {}
+    return reconstruction_by_size(codec, PreparedSplit.open(Path(config.train.prepared_dir) / config.data.name, split))

@@ -36,12 +36,27 @@ METRICS: tuple[Metric, ...] = (
     Metric("nll", "min", "binary cross-entropy of the confidence map vs the majority vote"),
     Metric("ueo", "max", "best uncertainty–error overlap (Dice of thresholded entropy vs error) over thresholds"),
     Metric("uncertainty_error_r", "max", "Pearson correlation of pixel entropy and pixel error"),
+    Metric(
+        "ae_dice_small",
+        "max",
+        "mask autoencoder reconstruction Dice on non-empty slices below the median lesion area",
+        summary=False,
+        objective=False,
+    ),
+    Metric(
+        "ae_dice_large",
+        "max",
+        "mask autoencoder reconstruction Dice on non-empty slices at or above the median lesion area",
+        summary=False,
+        objective=False,
+    ),
 )
 BY_NAME = {m.name: m for m in METRICS}
 # The compact set shown in the live table and the best-trials tables; dice_nonempty first, since
 # overall Dice rewards predicting nothing on LIDC's many empty slices.
 HEADLINE = ("dice_nonempty", "dice", "iou", "ece", "brier_soft", "ged")
 SUMMARY_METRICS = tuple(m.name for m in METRICS if m.summary)
+CODEC_METRICS = ("ae_dice_small", "ae_dice_large")  # trial columns of models with a mask autoencoder
 OBJECTIVES = {m.name: m.direction for m in METRICS if m.objective}
 
 
