@@ -14,6 +14,15 @@ from platform.evaluation.calibration import CalibrationAccumulator, region_near_
 from platform.evaluation.distribution import generalized_energy_distance, hungarian_matched_iou
 from platform.evaluation.registry import SUMMARY_METRICS
 from platform.evaluation.uncertainty import UncertaintyErrorAccumulator
+from platform.evaluation.values import (
+    AGGREGATIONS,
+    aggregate,
+    boundary_distances,
+    decompose,
+    disagreement,
+    failure_detection,
+    normalized_cross_correlation,
+)
 from platform.metrics import dice, iou, majority_vote
 
 import numpy as np
@@ -34,6 +43,9 @@ class EvaluationSettings:
     border_radius: int = 8
     max_images: int | None = None
     panels: int = 4  # images kept whole for confidence-map figures
+    patch: int = 8  # sliding window of the patch-maximum uncertainty score
+    uncertainty_threshold: float = 0.5  # bits: the threshold-mean uncertainty score
+    surface_tolerance: float = 2.0  # px: normalised surface Dice
 
 
 @dataclass
@@ -103,9 +115,18 @@ def evaluate_ensembles(
         "nll": pooled.nll(),
         "uncertainty_error_r": uncertainty.correlation(),
         "ueo": uncertainty.overlap(),
+        "aleatoric": float(frame["u_aleatoric"].to_numpy().mean()),
+        "mutual_information": float(frame["u_epistemic"].to_numpy().mean()),
+        "ncc": _mean_where(frame, "ncc", pl.col("ncc").is_not_nan()),
+        "hd95": _mean_where(frame, "hd95", pl.col("hd95").is_not_nan()),
+        "nsd": _mean_where(frame, "nsd", pl.col("nsd").is_not_nan()),
     }
+    risks = 1.0 - frame["dice"].to_numpy()
+    for name in AGGREGATIONS:
+        values[f"aurc_{name}"], values[f"eaurc_{name}"] = failure_detection(frame[f"score_{name}"].to_numpy(), risks)
     summary = {
         "images": float(count),
+        "boundary_images": float(frame["hd95"].is_not_nan().sum()),
         "samples": float(settings.samples),
         "ddim_steps": float(settings.steps),
         **{name: values[name] for name in SUMMARY_METRICS},
@@ -126,6 +147,9 @@ def _image_row(
     samples = probs >= 0.5
     calibration = CalibrationAccumulator(settings.bins)
     calibration.update(mean, consensus)
+    maps = decompose(probs)
+    scores = aggregate(maps["predictive"], settings.patch, settings.uncertainty_threshold)
+    ambiguity = disagreement(annotations)
     return {
         "id": image_id,
         "dice": float(dice(prediction, consensus)),
@@ -141,6 +165,11 @@ def _image_row(
         "foreground": float(consensus.float().mean()),
         "predicted_foreground": float(prediction.float().mean()),
         "mean_entropy": float(binary_entropy(mean).mean()),
+        **{f"u_{name}": float(value.mean()) for name, value in maps.items()},
+        **{f"score_{name}": value for name, value in scores.items()},
+        # ValUES' ambiguity check: does the uncertainty sit where the raters disagree?
+        "ncc": normalized_cross_correlation(maps["predictive"], ambiguity) if annotations.any() else float("nan"),
+        **boundary_distances(prediction, consensus, settings.surface_tolerance),
     }
 
 

@@ -36,6 +36,16 @@ METRICS: tuple[Metric, ...] = (
     Metric("nll", "min", "binary cross-entropy of the confidence map vs the majority vote"),
     Metric("ueo", "max", "best uncertainty–error overlap (Dice of thresholded entropy vs error) over thresholds"),
     Metric("uncertainty_error_r", "max", "Pearson correlation of pixel entropy and pixel error"),
+    Metric("aleatoric", "min", "mean expected entropy of the samples (bits per pixel): data uncertainty"),
+    Metric("mutual_information", "min", "mean predictive − expected entropy (bits per pixel): model uncertainty"),
+    *(
+        Metric(f"{kind}_{agg}", "min", f"{what} (risk 1 − Dice, images ranked by the {agg} of the entropy map)")
+        for agg in ("mean", "sum", "patch_max", "threshold_mean")
+        for kind, what in (("aurc", "area under the risk–coverage curve"), ("eaurc", "AURC minus the optimal AURC"))
+    ),
+    Metric("ncc", "max", "normalised cross-correlation of the entropy map and the annotators' disagreement map"),
+    Metric("hd95", "min", "95th-percentile Hausdorff distance (px), mean mask vs consensus, both non-empty", 2),
+    Metric("nsd", "max", "normalised surface Dice at 2 px of the mean mask vs the consensus, both non-empty"),
     Metric(
         "ae_dice_small",
         "max",
