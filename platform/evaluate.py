@@ -2,8 +2,12 @@
 
   python -m platform.evaluate run=runs/<name> [data=<dataset>] [split=val|test] [samples=16] [steps=20]
                                   [images=N] [radius=8] [bins=10] [batch=8] [seed=0] [data.<key>=...]
+  python -m platform.evaluate run=runs/<name> external=<folder> layout=<layout> [samples=16] [steps=20] [images=N]
   python -m platform.evaluate compare runs/<a> runs/<b> [split=test] [cluster=group]
 
+`external=` evaluates every image of a folder in a supported layout (lidc_crops, folder_pairs,
+isic2018, cvc_clinicdb, ...), resized as `prepare` does and normalised with the run's training
+statistics, into <run>/eval-external-<folder name>/ (same files; `source` names each image's file).
 `run` writes <run>/eval-<split>/: images.parquet (one row per image, config values as columns),
 summary.parquet, reliability.parquet and PNG figures (reliability diagram, confidence-map panels,
 Dice and ECE histograms). ECE is the positive-class binned ECE of the confidence map (mean of
@@ -15,13 +19,16 @@ bootstrap CIs of the mean difference b − a in Dice, ECE and Brier, resampling 
 from __future__ import annotations
 
 import dataclasses
+import shutil
 import sys
 from pathlib import Path
 from platform.cli import run_command
 from platform.config import load_config, load_run_config
 from platform.config_types import Config
+from platform.data.layouts import LAYOUTS
 from platform.errors import UsageError
 from platform.evaluation.ensembles import EvaluationSettings
+from platform.evaluation.external import EXTERNAL_SPLIT, external_config, prepare_external
 from platform.evaluation.figures import confidence_panels, metric_histograms, reliability_diagram
 from platform.evaluation.registry import SUMMARY_METRICS, format_cell
 from platform.evaluation.runs import evaluate_checkpoint
@@ -34,7 +41,20 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-RUN_KEYS = {"run", "data", "split", "samples", "steps", "images", "radius", "bins", "batch", "seed"}
+RUN_KEYS = {
+    "run",
+    "data",
+    "split",
+    "samples",
+    "steps",
+    "images",
+    "radius",
+    "bins",
+    "batch",
+    "seed",
+    "external",
+    "layout",
+}
 
 
 def parse_pairs(tokens: list[str], allowed: set[str]) -> tuple[dict[str, str], list[str]]:
@@ -96,6 +116,28 @@ def evaluate_run(run_dir: Path, options: dict[str, str], overrides: list[str], c
     split = options.get("split", "val")
     if split not in ("train", "val", "test"):
         raise UsageError(f"split={split!r}: must be train, val or test")
+    out = run_dir / f"eval-{split}"
+    scratch = None
+    if "external" in options:
+        if "layout" not in options:
+            raise UsageError(f"external={options['external']} needs layout=<{'|'.join(LAYOUTS)}>")
+        folder = Path(options["external"])
+        config = external_config(config, folder, options["layout"])
+        out = run_dir / f"eval-external-{folder.resolve().name}"
+        config, scratch = prepare_external(config, run_dir, out)
+        split = EXTERNAL_SPLIT
+    elif "layout" in options:
+        raise UsageError("layout= is only used with external=<folder>")
+    try:
+        return _evaluate_into(config, run_dir, split, options, out, console)
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _evaluate_into(
+    config: Config, run_dir: Path, split: str, options: dict[str, str], out: Path, console: Console
+) -> pl.DataFrame:
     settings = EvaluationSettings(
         samples=_int(options, "samples", 16, 1),
         steps=_int(options, "steps", 20, 1),
@@ -112,7 +154,6 @@ def evaluate_run(run_dir: Path, options: dict[str, str], overrides: list[str], c
             config, run_dir, split, settings, lambda done, total: bar.update(task, completed=done, total=total)
         )
     columns = config_columns(config, state, split, run_dir.name)
-    out = run_dir / f"eval-{split}"
     images = images.with_columns(*[pl.lit(v).alias(k) for k, v in columns.items()])
     summary = pl.DataFrame([{**columns, **result.summary}])
     for name, frame in (("images", images), ("summary", summary), ("reliability", result.reliability)):

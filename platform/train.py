@@ -3,7 +3,8 @@
 Any Hydra override of platform/conf/ works (e.g. `model.conditioning=cfg model.guidance_scale=3
 train.diffusion_steps=2000`). The run folder `runs/<name>/` gets config.yaml, metrics.parquet
 (one row per logged step), checkpoint.pt (atomic; resumed when the same run is started again) and
-summary.json with a quick validation score. `train.stage=autoencoder|diffusion` runs one stage."""
+summary.json with a quick validation score, and data_stats.json (the training data's channel
+statistics, used to normalise external folders). `train.stage=autoencoder|diffusion` runs one stage."""
 
 from __future__ import annotations
 
@@ -60,6 +61,9 @@ def run(config: Config, console: Console) -> dict:
     run_dir = Path(t.runs_dir) / (t.run_name or default_run_name(config))
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(config_to_yaml(config))
+    stats = dataset_dir / "stats.json"
+    if stats.is_file():  # the normalisation an external folder gets at evaluation (platform/evaluation/external.py)
+        (run_dir / "data_stats.json").write_text(stats.read_text())
     console.print(
         f"run folder [bold]{run_dir}[/] · device {choose_device(t.device)} · {t.threads} threads · "
         f"train {len(train)} / val {len(val)} images"

@@ -32,12 +32,23 @@ import yaml
 from PIL import Image
 
 
-def prepare_dataset(config: DataConfig, out_dir: Path, base: Path = Path(".")) -> pl.DataFrame:
+def prepare_dataset(
+    config: DataConfig,
+    out_dir: Path,
+    base: Path = Path("."),
+    stats: tuple[np.ndarray, np.ndarray] | None = None,
+    only_split: str | None = None,
+) -> pl.DataFrame:
     """Read, resize, split and normalise one dataset into `out_dir` (replaced atomically).
 
+    `stats` (channel mean, std in [0, 1] units) replaces the training split's statistics, and
+    `only_split` puts every image in that split: how an external folder is prepared for a run.
     Returns the manifest. Raises DatasetError naming the file for any bad input."""
     refs = list_samples(config, base)
-    assignment = split_groups([r.group for r in refs], config.val_fraction, config.test_fraction, config.seed)
+    if only_split is not None:
+        assignment = {r.group: only_split for r in refs}
+    else:
+        assignment = split_groups([r.group for r in refs], config.val_fraction, config.test_fraction, config.seed)
     rows, images, masks = [], {s: [] for s in SPLITS}, {s: [] for s in SPLITS}  # type: ignore[var-annotated]
     for ref in refs:
         image, mask, row = _resize_sample(ref, config)
@@ -59,7 +70,7 @@ def prepare_dataset(config: DataConfig, out_dir: Path, base: Path = Path(".")) -
         "annotators_marking",
         "foreground_fraction",
     )
-    mean, std = _channel_stats(images["train"] or images["val"] or images["test"])
+    mean, std = stats if stats is not None else _channel_stats(images["train"] or images["val"] or images["test"])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     tmp.chmod(0o755)  # mkdtemp makes it private; the prepared data is for every worker
@@ -73,13 +84,13 @@ def prepare_dataset(config: DataConfig, out_dir: Path, base: Path = Path(".")) -
             mshape = (0, config.annotators, config.image_size, config.image_size)
             np.save(tmp / split / "masks.npy", np.stack(masks[split]) if masks[split] else np.zeros(mshape, np.uint8))
         manifest.write_parquet(tmp / "manifest.parquet")
-        stats = {
+        summary = {
             "mean": mean.tolist(),
             "std": std.tolist(),
             "config": asdict(config),
             "counts": {s: len(images[s]) for s in SPLITS},
         }
-        (tmp / "stats.json").write_text(json.dumps(stats, indent=2))
+        (tmp / "stats.json").write_text(json.dumps(summary, indent=2))
         replace_directory(tmp, out_dir)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -21,10 +21,11 @@ def evaluate_checkpoint(
 ) -> tuple[Evaluation, pl.DataFrame, dict]:
     """Load a run folder's model and evaluate its ensembles on a prepared split.
 
-    Returns the evaluation, its per-image rows with the patient/case `group`, and the run state."""
+    Returns the evaluation, its per-image rows with the patient/case `group` and the image's
+    `source` file, and the run state."""
     dataset_dir = Path(config.train.prepared_dir) / config.data.name
     data = PreparedSplit.open(dataset_dir, split)
     manifest = pl.read_parquet(dataset_dir / "manifest.parquet").filter(pl.col("split") == split).sort("index")
     model, state = load_trained(run_dir, config)
     result = evaluate_ensembles(model, data, manifest["id"].to_list(), settings, progress)
-    return result, result.images.join(manifest.select("id", "group"), on="id"), state
+    return result, result.images.join(manifest.select("id", "group", "source"), on="id"), state
