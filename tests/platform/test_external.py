@@ -84,9 +84,9 @@ def test_bad_input_is_one_line_exit_2(lidc_like_run, lidc_folder, data_root, tmp
     result = subprocess.run(
         [sys.executable, "-m", "platform.evaluate", *args], cwd=REPO, capture_output=True, text=True, timeout=300
     )
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
     import re
 
     assert re.search(message, lines[0]), lines[0]
