@@ -47,6 +47,15 @@ class FinalResultOptunaSearch(OptunaSearch):
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         return
 
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        # A trial the scheduler stopped ends without objectives. OptunaSearch records that as PRUNED
+        # for one objective, but with several it tells [None, None], which Optuna rejects (the trial
+        # would stay RUNNING in the database): hand it no result, so it is PRUNED either way.
+        metrics = self.metric if isinstance(self.metric, list) else [self.metric]
+        if not error and result is not None and any(result.get(m) is None for m in metrics):
+            result = None
+        super().on_trial_complete(trial_id, result, error)
+
 
 class PrunedRows(Callback):
     """A Tune callback: when a trial ends without having completed its row, the scheduler stopped it."""

@@ -43,8 +43,8 @@ def paired_comparison(
         rows.append(
             {
                 "metric": metric,
-                "mean_a": float(joined[metric].to_numpy().mean()),
-                "mean_b": float(joined[f"{metric}_b"].to_numpy().mean()),
+                "mean_a": _mean_over(joined[metric], ok),
+                "mean_b": _mean_over(joined[f"{metric}_b"], ok),
                 "difference": float(diff[ok].mean()),
                 "ci_low": float(low),
                 "ci_high": float(high),
@@ -54,3 +54,8 @@ def paired_comparison(
             }
         )
     return pl.DataFrame(rows)
+
+
+def _mean_over(values: pl.Series, ok: np.ndarray) -> float:
+    """The mean over the pairs both sides measured (dice_nonempty, say, is null on empty slices)."""
+    return float(values.to_numpy().astype(float)[ok].mean()) if ok.any() else float("nan")

@@ -199,3 +199,22 @@ def test_read_spec_reads_once_and_keeps_the_text_or_the_renamed_spec(tmp_path):
     renamed, renamed_text = read_spec(path, "other")
     assert renamed.name == "other" and yaml.safe_load(renamed_text)["name"] == "other"
     assert renamed.search == spec.search
+
+
+@pytest.mark.parametrize("objectives", [1, 2])
+def test_a_stopped_trial_is_pruned_in_optuna_with_one_or_several_objectives(tmp_path, objectives):
+    """Tune ends a trial the scheduler stopped with its last training report, which holds no
+    objective; Optuna must record PRUNED (with several objectives, not a failed tell)."""
+    from platform.search import make_searcher
+
+    import optuna
+
+    raw = _with("objectives", [{"metric": "dice", "mode": "max"}, {"metric": "ece", "mode": "min"}][:objectives])
+    searcher = make_searcher(parse_spec(raw), tmp_path)
+    searcher.suggest("t1")
+    searcher.on_trial_complete("t1", {"stage": "diffusion", "step": 10, "val_dice_nonempty": 0.1})
+    searcher.suggest("t2")
+    searcher.on_trial_complete("t2", {"dice": 0.5, "ece": 0.01})
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
+    states = [t.state for t in optuna.load_study(study_name="smoke", storage=storage).trials]
+    assert states == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE]
