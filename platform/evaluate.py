@@ -28,7 +28,7 @@ from platform.config_types import Config
 from platform.data.layouts import LAYOUTS
 from platform.errors import UsageError
 from platform.evaluation.ensembles import EvaluationSettings
-from platform.evaluation.external import EXTERNAL_SPLIT, external_config, prepare_external
+from platform.evaluation.external import EXTERNAL_SPLIT, external_config, prepare_external, training_stats
 from platform.evaluation.figures import confidence_panels, metric_histograms, reliability_diagram
 from platform.evaluation.registry import SUMMARY_METRICS, format_cell
 from platform.evaluation.runs import evaluate_checkpoint
@@ -122,9 +122,9 @@ def evaluate_run(run_dir: Path, options: dict[str, str], overrides: list[str], c
         if "layout" not in options:
             raise UsageError(f"external={options['external']} needs layout=<{'|'.join(LAYOUTS)}>")
         folder = Path(options["external"])
-        config = external_config(config, folder, options["layout"])
+        external = external_config(config, folder, options["layout"])
         out = run_dir / f"eval-external-{folder.resolve().name}"
-        config, scratch = prepare_external(config, run_dir, out)
+        config, scratch = prepare_external(external, run_dir, out, training_stats(run_dir, config))
         split = EXTERNAL_SPLIT
     elif "layout" in options:
         raise UsageError("layout= is only used with external=<folder>")

@@ -64,11 +64,13 @@ def check_annotators(config: Config) -> int:
     return len(refs)
 
 
-def prepare_external(config: Config, run_dir: Path, out: Path) -> tuple[Config, Path]:
-    """Prepare the folder for the run into a temporary folder beside `out`; returns the config
-    that points at it and that folder (the caller removes it)."""
+def prepare_external(
+    config: Config, run_dir: Path, out: Path, stats: tuple[np.ndarray, np.ndarray]
+) -> tuple[Config, Path]:
+    """Prepare the folder `config` points at (see `external_config`) into a temporary folder beside
+    `out`, normalised with `stats` (`training_stats` of the run); returns the config that points at
+    it and that folder (the caller removes it)."""
     check_annotators(config)
-    stats = training_stats(run_dir, config)
     out.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=f".{out.name}.prepared.", dir=out.parent))
     try:

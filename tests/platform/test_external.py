@@ -54,16 +54,26 @@ def test_the_runs_statistics_normalise_the_folder(lidc_like_run, lidc_folder, tm
     """The folder is normalised with the run's mean/std, not its own: shifting the stored training
     statistics shifts what the model sees."""
     from platform.config import load_run_config
-    from platform.evaluation.external import external_config, prepare_external
+    from platform.evaluation.external import external_config, prepare_external, training_stats
 
-    config = external_config(load_run_config(lidc_like_run / "config.yaml", []), lidc_folder, "lidc_crops")
+    run_config = load_run_config(lidc_like_run / "config.yaml", [])
+    config = external_config(run_config, lidc_folder, "lidc_crops")
     arrays = []
     for mean in (0.2, 0.7):
         (lidc_like_run / "data_stats.json").write_text(json.dumps({"mean": [mean], "std": [0.25]}))
-        prepared, scratch = prepare_external(config, lidc_like_run, tmp_path / f"out-{mean}")
+        stats = training_stats(lidc_like_run, run_config)
+        prepared, scratch = prepare_external(config, lidc_like_run, tmp_path / f"out-{mean}", stats)
         arrays.append(np.load(Path(prepared.train.prepared_dir) / config.data.name / "test" / "images.npy"))
         shutil.rmtree(scratch)
     assert np.allclose(arrays[0] - arrays[1], (0.7 - 0.2) / 0.25, atol=1e-4)
+
+
+def test_a_run_without_data_stats_uses_its_prepared_datasets_statistics(lidc_like_run, lidc_folder):
+    """Runs trained before data_stats.json existed: the prepared dataset named in their config."""
+    (lidc_like_run / "data_stats.json").unlink()
+    options = {"external": str(lidc_folder), "layout": "lidc_crops", "samples": "1", "steps": "1", "images": "4"}
+    summary = evaluate_run(lidc_like_run, options, [], Console(quiet=True))
+    assert summary["images"][0] == 4
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,10 @@ def test_query_status_and_report(smoke):
     report = _study(["report", "smoke"], env)
     assert report.returncode == 0, report.stdout + report.stderr
     html = (study_dir / "report" / "report.html").read_text()
-    assert html.count("data:image/png;base64,") >= 3 and "Paired comparison" in html
+    assert html.count("data:image/png;base64,") >= 3 and "Question and answer" in html
+    markdown = (study_dir / "report" / "report.md").read_text()
+    answer = markdown.split("## Question and answer\n\n", 1)[1].split("\n", 1)[0]
+    assert "is best on dice; against the runner-up" in answer and "patients)" in answer  # smoke has no reference
     assert "Wilcoxon" in html or "wilcoxon_p" in html
 
 
