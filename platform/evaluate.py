@@ -101,9 +101,12 @@ def config_columns(config: Config, state: dict, split: str, run_name: str) -> di
     }
 
 
-def evaluate_run(run_dir: Path, options: dict[str, str], overrides: list[str], console: Console) -> pl.DataFrame:
-    """Evaluate one run folder; returns its one-row summary table (also written to disk)."""
-    config = load_run_config(run_dir / "config.yaml", overrides)
+def evaluate_run(
+    run_dir: Path, options: dict[str, str], overrides: list[str], console: Console, config: Config | None = None
+) -> pl.DataFrame:
+    """Evaluate one run folder (its saved config.yaml, or `config`); returns its one-row summary
+    table (also written to disk)."""
+    config = config or load_run_config(run_dir / "config.yaml", overrides)
     if "data" in options:  # evaluate on another dataset (same image size and channels)
         other = load_config(
             [

@@ -18,6 +18,7 @@ from platform.evaluation.figures import reliability_diagram, save_figure  # noqa
 from platform.evaluation.registry import CODEC_METRICS, HEADLINE  # noqa: E402
 from platform.results import scan  # noqa: E402
 from platform.spec import StudySpec  # noqa: E402
+from platform.study_external import external_drops  # noqa: E402
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
@@ -74,6 +75,17 @@ def write_report(spec: StudySpec, results_dir: Path, out: Path | None = None) ->
         ("Best trials", best),
         ("Trials that did not complete", failed),
     ]
+    external = scan(results_dir.parent, "external", spec.name).collect()
+    if external.height:
+        drops = external_drops(results_dir, external, images)
+        sections.insert(
+            -1,
+            (
+                f"External validation: internal ({spec.evaluation.split}) vs external folders, change = "
+                "external − internal, 95 % bootstrap CI resampling patients on each side, Mann-Whitney p",
+                drops,
+            ),
+        )
     _write_markdown(out / "report.md", sections, figures, out)
     _write_html(out / "report.html", spec.name, sections, figures)
     return out

@@ -1,7 +1,8 @@
 """Results tables of studies: one Parquet file per trial and table, written atomically; SQL over them.
 
-Layout: results/<study>/{trials,images,curves}/<trial_id>.parquet. No file has two writers and
-every write is a rename, so concurrent studies, a dead driver or a reader mid-write never see a torn row."""
+Layout: results/<study>/{trials,images,curves}/<trial_id>.parquet and external/<trial_id>--<folder>.parquet.
+No file has two writers and every write is a rename, so concurrent studies, a dead driver or a
+reader mid-write never see a torn row."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import polars as pl
 
-TABLES = ("trials", "images", "curves")
+TABLES = ("trials", "images", "curves", "external")  # external: platform/study_external.py
 
 # Columns every `trials` row has (searched parameters are added as their own typed columns).
 TRIAL_SCHEMA: dict[str, Any] = {
@@ -75,7 +76,7 @@ def scan(results: Path, table: str, study: str | None = None) -> pl.LazyFrame:
 
 
 def query(results: Path, sql: str, study: str | None = None) -> pl.DataFrame:
-    """Run SQL over the tables `trials`, `images` and `curves` (those that have rows).
+    """Run SQL over the tables `trials`, `images`, `curves` and `external` (those that have rows).
 
     Raises UsageError on bad SQL or a table without rows yet."""
     present = {name: scan(results, name, study) for name in TABLES if shards(results, name, study)}

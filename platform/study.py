@@ -6,12 +6,15 @@
   python -m platform.study list                   every study under results/
   python -m platform.study query "SQL" [--study NAME] [--format table|csv|parquet] [--output FILE]
   python -m platform.study report NAME            figures, significance tests, report.md and report.html
+  python -m platform.study evaluate NAME --external FOLDER --layout LAYOUT [--top K]
+                                                  the K best trials on a folder none saw (table `external`)
 
 A study is a YAML spec (see studies/): dataset, search space, objectives, budget, evaluation and
 resources. `run` starts a local Ray instance sized to this machine (dashboard on 127.0.0.1:8265,
 token authentication on) or joins a cluster given by --address or RAY_ADDRESS. Each trial trains on
 Ray Train workers, evaluates its sample ensembles and writes its own rows under results/<study>/
-(tables `trials`, `images`, `curves`, which `query` reads with SQL). Bad specs exit with status 2."""
+(tables `trials`, `images`, `curves`; `evaluate` adds `external`; `query` reads them with SQL).
+Bad specs exit with status 2."""
 
 from __future__ import annotations
 
@@ -212,6 +215,44 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
+    from platform.study_external import plan, run_jobs
+
+    results_dir = results_root() / args.name
+    if not (results_dir / "spec.yaml").is_file():
+        raise UsageError(f"{results_dir}: no such study")
+    spec = load_spec(results_dir / "spec.yaml")
+    options = {"samples": str(args.samples), "steps": str(args.steps), "seed": str(spec.seed)}
+    if args.images is not None:
+        options["images"] = str(args.images)
+    for key in ("samples", "steps", "images"):
+        if key in options and int(options[key]) < 1:
+            raise UsageError(f"--{key} {options[key]}: must be ≥ 1")
+    folder = Path(args.external)
+    jobs = plan(spec, results_dir, prepared_root(), _trials(results_dir), folder, args.layout, args.top, options)
+    from platform.cluster import cluster_capacity, start_ray
+
+    url = start_ray(args.address)
+    _, largest = cluster_capacity()
+    cpus = min(spec.resources.workers * spec.resources.cpus_per_worker, largest)
+    console.print(
+        f"evaluating {len(jobs)} best trial(s) of [bold]{spec.name}[/] on {folder} ({args.layout}), "
+        f"{args.samples} samples × {args.steps} DDIM steps · {cpus:g} CPU each · dashboard {url}"
+    )
+    rows = pl.DataFrame(run_jobs(jobs, cpus))
+    table = Table(title=f"{spec.name} on {folder.name}: internal ({spec.evaluation.split}) → external")
+    for column in ("trial", "images", *HEADLINE):
+        table.add_column(column, justify="right")
+    internal = _trials(results_dir)
+    for row in rows.iter_rows(named=True):
+        before = internal.filter(pl.col("trial_id") == row["trial_id"]).row(0, named=True)
+        cells = [f"{format_cell(before[k], k)} → {format_cell(row[k], k)}" for k in HEADLINE]
+        table.add_row(row["trial_id"], str(row["images"]), *cells)
+    console.print(table)
+    console.print(f"table `external`: {results_dir / 'external'}  ·  `python -m platform.study report {spec.name}`")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m platform.study", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -236,6 +277,15 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="figures, tests and an HTML report of a study")
     report.add_argument("name")
     report.add_argument("--out", help="output folder (default: results/<study>/report)")
+    evaluate = sub.add_parser("evaluate", help="evaluate the best trials on an external folder (table `external`)")
+    evaluate.add_argument("name")
+    evaluate.add_argument("--external", required=True, help="a folder in a supported layout")
+    evaluate.add_argument("--layout", required=True, help="its layout (lidc_crops, folder_pairs, isic2018, ...)")
+    evaluate.add_argument("--top", type=int, default=3, help="the K best trials by the first objective (default 3)")
+    evaluate.add_argument("--samples", type=int, default=16)
+    evaluate.add_argument("--steps", type=int, default=20, help="DDIM steps per sample")
+    evaluate.add_argument("--images", type=int, help="at most N images of the folder (default: all)")
+    evaluate.add_argument("--address")
     return parser
 
 
@@ -246,6 +296,7 @@ COMMANDS = {
     "list": cmd_list,
     "query": cmd_query,
     "report": cmd_report,
+    "evaluate": cmd_evaluate,
 }
 
 

@@ -10,7 +10,8 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from platform.config import load_config
+from platform.atomic import write_text
+from platform.config import config_to_yaml, load_config
 from platform.config_types import Config
 from platform.spec import StudySpec
 from platform.trial_rows import TrialRows, completed_row, objective_values
@@ -86,6 +87,7 @@ def _run_repeat(params: dict[str, Any], context: TrialContext, tune_id: str, rep
     rows = TrialRows.start(spec, results, trial_id, params, origin)
     tic = time.perf_counter()
     run_dir = Path(config.train.runs_dir) / trial_id
+    write_text(run_dir / "config.yaml", config_to_yaml(config))  # what `study evaluate` re-loads
     failure = _train_on_workers(config, spec, trial_id, results)
     outcome = worker_outcome(run_dir)
     values = {
