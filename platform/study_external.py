@@ -153,7 +153,15 @@ def external_drops(results_dir: Path, external: pl.DataFrame, images: pl.DataFra
             with_nonempty(inside), with_nonempty(pl.read_parquet(path)), DROP_METRICS, cluster="group"
         )
         parts.append(
-            table.rename({"mean_a": "internal", "mean_b": "external", "difference": "change"}).select(
+            table.rename(
+                {
+                    "mean_a": "internal",
+                    "mean_b": "external",
+                    "difference": "change",
+                    "images_a": "images_internal",
+                    "images_b": "images_external",
+                }
+            ).select(
                 pl.lit(row["trial_id"]).alias("trial_id"),
                 pl.lit(row["folder_name"]).alias("folder"),
                 pl.all(),

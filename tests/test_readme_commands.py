@@ -32,6 +32,7 @@ def _run(module: str, args: list[str], env: dict[str, str], timeout: int = 600) 
         ("platform.study", ["resume", "--help"]),
         ("platform.study", ["query", "--help"]),
         ("platform.study", ["report", "--help"]),
+        ("platform.study", ["evaluate", "--help"]),
         ("platform.train", ["--help"]),
         ("platform.evaluate", ["--help"]),
         ("platform.data.summary", ["--help"]),
