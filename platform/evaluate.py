@@ -1,14 +1,17 @@
 """Evaluate a trained run's sample ensembles, or compare two evaluated runs.
 
   python -m platform.evaluate run=runs/<name> [data=<dataset>] [split=val|test] [samples=16] [steps=20]
-                                  [images=N] [radius=8] [bins=10] [batch=8] [seed=0] [data.<key>=...]
+                                  [images=N] [radius=8] [bins=10] [batch=8] [seed=0] [threshold=<bits>]
+                                  [data.<key>=...]
   python -m platform.evaluate run=runs/<name> external=<folder> layout=<layout> [samples=16] [steps=20] [images=N]
   python -m platform.evaluate compare runs/<a> runs/<b> [split=test] [cluster=group]
 
 `external=` evaluates every image of a folder in a supported layout (lidc_crops, folder_pairs,
 isic2018, cvc_clinicdb, ...), resized as `prepare` does and normalised with the run's training
 statistics, into <run>/eval-external-<folder name>/ (same files; `source` names each image's file).
-`run` writes <run>/eval-<split>/: images.parquet (one row per image, config values as columns),
+The threshold-mean uncertainty score uses a threshold chosen on the validation split (`split=val`
+chooses and stores it; test and external evaluations reuse it; `threshold=` sets one). `run` writes
+<run>/eval-<split>/: images.parquet (one row per image, config values as columns),
 summary.parquet, reliability.parquet and PNG figures (reliability diagram, confidence-map panels,
 Dice and ECE histograms). ECE is the positive-class binned ECE of the confidence map (mean of
 the N decoder soft outputs) against the annotators' majority vote; `ece_border` restricts it to
@@ -29,7 +32,13 @@ from platform.data.layouts import LAYOUTS
 from platform.errors import UsageError
 from platform.evaluation.ensembles import EvaluationSettings
 from platform.evaluation.external import EXTERNAL_SPLIT, external_config, prepare_external, training_stats
-from platform.evaluation.figures import confidence_panels, metric_histograms, reliability_diagram
+from platform.evaluation.figures import (
+    confidence_panels,
+    metric_histograms,
+    reliability_diagram,
+    risk_coverage,
+    uncertainty_panels,
+)
 from platform.evaluation.registry import SUMMARY_METRICS, format_cell
 from platform.evaluation.runs import evaluate_checkpoint
 from platform.evaluation.statistics import paired_comparison
@@ -54,6 +63,7 @@ RUN_KEYS = {
     "seed",
     "external",
     "layout",
+    "threshold",
 }
 
 
@@ -142,6 +152,7 @@ def _evaluate_into(
     config: Config, run_dir: Path, split: str, options: dict[str, str], out: Path, console: Console
 ) -> pl.DataFrame:
     settings = EvaluationSettings(
+        uncertainty_threshold=uncertainty_threshold(run_dir, split, options, external="external" in options),
         samples=_int(options, "samples", 16, 1),
         steps=_int(options, "steps", 20, 1),
         batch_size=_int(options, "batch", 8, 1),
@@ -164,8 +175,30 @@ def _evaluate_into(
     reliability_diagram(result.reliability, out / "reliability.png", f"{run_dir.name} ({split})")
     if result.panels:
         confidence_panels(result.panels, out / "panels.png")
+        uncertainty_panels(result.panels, out / "uncertainty.png")
+    risk_coverage(images, out / "risk_coverage.png", f"{run_dir.name} ({split})")
     metric_histograms(images, out / "histograms.png")
     return summary
+
+
+def uncertainty_threshold(run_dir: Path, split: str, options: dict[str, str], external: bool) -> float | None:
+    """The threshold (bits) of the threshold-mean uncertainty score: `threshold=` when given; on the
+    validation split None (chosen there); elsewhere the one the run's validation evaluation chose,
+    else 0.5 (evaluate `split=val` first to have one)."""
+    if "threshold" in options:
+        try:
+            value = float(options["threshold"])
+        except ValueError:
+            raise UsageError(f"threshold={options['threshold']!r}: not a number (bits, 0-1)") from None
+        if not 0 <= value < 1:
+            raise UsageError(f"threshold={value}: must be in [0, 1) bits")
+        return value
+    if split == "val" and not external:
+        return None
+    chosen = run_dir / "eval-val" / "summary.parquet"
+    if chosen.is_file() and "uncertainty_threshold" in (frame := pl.read_parquet(chosen)).columns:
+        return float(frame["uncertainty_threshold"][0])
+    return 0.5
 
 
 def compare_runs(run_a: Path, run_b: Path, options: dict[str, str]) -> pl.DataFrame:

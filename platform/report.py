@@ -49,8 +49,9 @@ def write_report(spec: StudySpec, results_dir: Path, out: Path | None = None) ->
                     f"trial {row['trial_id']}",
                 )
             )
-        if (run_dir / "panels.png").is_file():
-            figures.append(run_dir / "panels.png")
+        for name in ("panels.png", "uncertainty.png", "risk_coverage.png"):
+            if (run_dir / name).is_file():
+                figures.append(run_dir / name)
     images = scan(results_dir.parent, "images", spec.name).collect()
     sentence, configs, comparison = answer(spec, done, images)
     params = [c for c in done.columns if c.startswith("p_")]

@@ -26,6 +26,7 @@ TRIAL_SCHEMA: dict[str, Any] = {
     "status": pl.Utf8,
     "failure": pl.Utf8,
     **{name: pl.Float64 for name in (*SUMMARY_METRICS, *CODEC_METRICS)},
+    "uncertainty_threshold": pl.Float64,  # bits, of the threshold-mean score, chosen on validation
     "wall_s": pl.Float64,
     "train_s": pl.Float64,
     "eval_s": pl.Float64,

@@ -85,7 +85,10 @@ def plan(
         if not (run_dir / "checkpoint.pt").is_file():
             raise UsageError(f"{run_dir / 'checkpoint.pt'}: trial {row['trial_id']} has no checkpoint")
         config = trial_run_config(row, spec, results_dir, prepared_dir)
-        jobs.append(ExternalJob(spec.name, row["trial_id"], run_dir, config, folder.resolve(), layout, options))
+        chosen = row.get("uncertainty_threshold")  # on the trial's validation split
+        threshold = {"threshold": str(chosen)} if chosen is not None and spec.evaluation.split == "val" else {}
+        job = ExternalJob(spec.name, row["trial_id"], run_dir, config, folder.resolve(), layout, options | threshold)
+        jobs.append(job)
     check_annotators(external_config(jobs[0].config, folder, layout))  # every trial shares data.*
     return jobs
 
@@ -107,6 +110,7 @@ def evaluate_job(job: ExternalJob) -> dict[str, Any]:
         "images": int(summary["images"]),
         "samples": int(summary["samples"]),
         "steps": int(options.get("steps", 20)),
+        "uncertainty_threshold": float(summary["uncertainty_threshold"]),
         **{k: summary[k] for k in SUMMARY_METRICS},
         "images_path": str(job.run_dir / f"eval-external-{job.folder.name}" / "images.parquet"),
         "evaluated_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -152,7 +152,7 @@ def _last_line(exc: BaseException) -> str:
 def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, results: Path) -> dict[str, float]:
     """Sample ensembles on the spec's split; writes the images shard and the run's figures."""
     from platform.evaluation.ensembles import EvaluationSettings
-    from platform.evaluation.figures import confidence_panels
+    from platform.evaluation.figures import confidence_panels, risk_coverage, uncertainty_panels
     from platform.evaluation.registry import SUMMARY_METRICS
     from platform.evaluation.runs import evaluate_checkpoint
     from platform.results import write_table
@@ -169,6 +169,7 @@ def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, res
         max_images=e.images,
         border_radius=e.border_radius,
         panels=4,
+        uncertainty_threshold=None if e.split == "val" else 0.5,  # chosen on validation, never on test
     )
     result, images, _ = evaluate_checkpoint(config, run_dir, e.split, settings)
     images = images.with_columns(pl.lit(spec.name).alias("study"), pl.lit(trial_id).alias("trial_id"))
@@ -176,7 +177,10 @@ def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, res
     write_table(result.reliability, run_dir / "reliability.parquet")
     if result.panels:
         confidence_panels(result.panels, run_dir / "panels.png")
-    values = {k: result.summary[k] for k in SUMMARY_METRICS} | _codec_reconstruction(config, run_dir, e.split)
+        uncertainty_panels(result.panels, run_dir / "uncertainty.png")
+    risk_coverage(images, run_dir / "risk_coverage.png", f"trial {trial_id}")
+    values = {k: result.summary[k] for k in (*SUMMARY_METRICS, "uncertainty_threshold")}
+    values |= _codec_reconstruction(config, run_dir, e.split)
     return values | {"eval_s": time.perf_counter() - tic}
 
 

@@ -16,12 +16,15 @@ from platform.evaluation.registry import SUMMARY_METRICS
 from platform.evaluation.uncertainty import UncertaintyErrorAccumulator
 from platform.evaluation.values import (
     AGGREGATIONS,
+    THRESHOLDS,
     aggregate,
     boundary_distances,
+    choose_threshold,
     decompose,
     disagreement,
     failure_detection,
     normalized_cross_correlation,
+    threshold_means,
 )
 from platform.metrics import dice, iou, majority_vote
 
@@ -44,7 +47,8 @@ class EvaluationSettings:
     max_images: int | None = None
     panels: int = 4  # images kept whole for confidence-map figures
     patch: int = 8  # sliding window of the patch-maximum uncertainty score
-    uncertainty_threshold: float = 0.5  # bits: the threshold-mean uncertainty score
+    # bits: the threshold-mean uncertainty score; None chooses it on the evaluated split (validation)
+    uncertainty_threshold: float | None = None
     surface_tolerance: float = 2.0  # px: normalised surface Dice
 
 
@@ -89,6 +93,7 @@ def evaluate_ensembles(
         for b in range(stop - start):
             rows.append(_image_row(ids[start + b], probs[:, b, 0], mean[b], consensus[b], annotations[b], settings))
             if len(panels) < settings.panels:
+                maps = decompose(probs[:, b, 0])
                 panels.append(
                     {
                         "image": images[b].cpu().numpy(),
@@ -96,11 +101,20 @@ def evaluate_ensembles(
                         "samples": (probs[:4, b, 0] >= 0.5).numpy(),
                         "mean": mean[b].numpy(),
                         "entropy": entropy[b].numpy(),
+                        "disagreement": disagreement(annotations[b]).numpy(),
+                        **{name: maps[name].float().numpy() for name in ("predictive", "aleatoric", "epistemic")},
                     }
                 )
         if progress:
             progress(stop, count)
     frame = pl.DataFrame(rows)
+    risks = 1.0 - frame["dice"].to_numpy()
+    threshold = settings.uncertainty_threshold
+    if threshold is None:  # choose it here: this is the validation split (see EvaluationSettings)
+        threshold = choose_threshold(np.stack(frame["threshold_scores"].to_list()), risks)
+        score = frame["threshold_scores"].list.get(THRESHOLDS.index(threshold))
+        frame = frame.with_columns(score.alias("score_threshold_mean"))
+    frame = frame.drop("threshold_scores")
     per_image = ("dice", "iou", "dice_per_sample", "dice_annotators", "iou_annotators", "ged", "hm_iou")
     values = {
         **{k: float(frame[k].to_numpy().mean()) for k in per_image},
@@ -121,7 +135,6 @@ def evaluate_ensembles(
         "hd95": _mean_where(frame, "hd95", pl.col("hd95").is_not_nan()),
         "nsd": _mean_where(frame, "nsd", pl.col("nsd").is_not_nan()),
     }
-    risks = 1.0 - frame["dice"].to_numpy()
     for name in AGGREGATIONS:
         values[f"aurc_{name}"], values[f"eaurc_{name}"] = failure_detection(frame[f"score_{name}"].to_numpy(), risks)
     summary = {
@@ -129,6 +142,7 @@ def evaluate_ensembles(
         "boundary_images": float(frame["hd95"].is_not_nan().sum()),
         "samples": float(settings.samples),
         "ddim_steps": float(settings.steps),
+        "uncertainty_threshold": float(threshold),
         **{name: values[name] for name in SUMMARY_METRICS},
     }
     return Evaluation(frame, summary, pl.DataFrame(pooled.reliability()), panels)
@@ -148,7 +162,8 @@ def _image_row(
     calibration = CalibrationAccumulator(settings.bins)
     calibration.update(mean, consensus)
     maps = decompose(probs)
-    scores = aggregate(maps["predictive"], settings.patch, settings.uncertainty_threshold)
+    threshold = 0.5 if settings.uncertainty_threshold is None else settings.uncertainty_threshold
+    scores = aggregate(maps["predictive"], settings.patch, threshold)  # threshold_mean replaced when chosen
     ambiguity = disagreement(annotations)
     return {
         "id": image_id,
@@ -167,6 +182,7 @@ def _image_row(
         "mean_entropy": float(binary_entropy(mean).mean()),
         **{f"u_{name}": float(value.mean()) for name, value in maps.items()},
         **{f"score_{name}": value for name, value in scores.items()},
+        "threshold_scores": threshold_means(maps["predictive"]),
         # ValUES' ambiguity check: does the uncertainty sit where the raters disagree?
         "ncc": normalized_cross_correlation(maps["predictive"], ambiguity) if annotations.any() else float("nan"),
         **boundary_distances(prediction, consensus, settings.surface_tolerance),

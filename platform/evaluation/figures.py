@@ -1,4 +1,5 @@
-"""Figures for people (PNG): reliability diagram, confidence-map panels, metric histograms."""
+"""Figures for people (PNG): reliability diagram, confidence-map and uncertainty panels, the
+risk–coverage curves of failure detection, metric histograms."""
 
 from __future__ import annotations
 
@@ -58,6 +59,49 @@ def confidence_panels(panels: list[dict[str, np.ndarray]], path: Path) -> Path:
                 axes[row, col].set_title(name, fontsize=8)
         for col in range(len(shown), columns):
             axes[row, col].set_axis_off()
+    return save_figure(figure, path)
+
+
+def uncertainty_panels(panels: list[dict[str, np.ndarray]], path: Path) -> Path:
+    """Rows: image | annotators' disagreement | predictive | aleatoric | epistemic (bits, 0-1):
+    does the uncertainty sit where the raters differ, and which part of it is the model's own?"""
+    shown = [
+        ("image", "image", "gray"),
+        ("disagreement", "raters' disagreement", "viridis"),
+        ("predictive", "predictive entropy", "inferno"),
+        ("aleatoric", "aleatoric (expected entropy)", "inferno"),
+        ("epistemic", "epistemic (mutual information)", "inferno"),
+    ]
+    figure, axes = plt.subplots(len(panels), len(shown), figsize=(2.0 * len(shown), 2.0 * len(panels)), squeeze=False)
+    for row, panel in enumerate(panels):
+        for col, (key, title, cmap) in enumerate(shown):
+            image = panel[key][0] if key == "image" else panel[key]
+            axes[row, col].imshow(
+                image, cmap=cmap, vmin=None if key == "image" else 0, vmax=None if key == "image" else 1
+            )
+            axes[row, col].set_axis_off()
+            if row == 0:
+                axes[row, col].set_title(title, fontsize=7)
+    return save_figure(figure, path)
+
+
+def risk_coverage(images: pl.DataFrame, path: Path, title: str = "") -> Path:
+    """Risk (1 − Dice) of the images kept against coverage, keeping the least uncertain first, for
+    each image score (score_*), with the best possible ranking (by risk itself) for reference."""
+    from platform.evaluation.values import AGGREGATIONS
+
+    risks = 1.0 - images["dice"].to_numpy().astype(float)
+    coverage = np.arange(1, len(risks) + 1) / max(len(risks), 1)
+    figure, axis = plt.subplots(figsize=(4.8, 3.6))
+    for name in AGGREGATIONS:
+        order = np.argsort(images[f"score_{name}"].to_numpy().astype(float), kind="stable")
+        axis.plot(coverage, np.cumsum(risks[order]) / np.arange(1, len(order) + 1), label=name.replace("_", " "))
+    best = np.sort(risks)
+    axis.plot(coverage, np.cumsum(best) / np.arange(1, len(best) + 1), "k--", label="optimal")
+    axis.set_xlabel("coverage (share of images kept)")
+    axis.set_ylabel("risk (mean 1 − Dice of kept)")
+    axis.set_title(title or "Risk–coverage", fontsize=9)
+    axis.legend(fontsize=7)
     return save_figure(figure, path)
 
 

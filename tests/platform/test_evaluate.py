@@ -36,8 +36,29 @@ def test_evaluate_writes_tables_and_figures(trained):
     images = pl.read_parquet(out / "images.parquet")
     assert images.height == row["images"] and {"id", "group", "dice", "ged", "ece", "run"} <= set(images.columns)
     assert pl.read_parquet(out / "reliability.parquet")["count"].sum() == images.height * 32 * 32
-    for figure in ("reliability.png", "panels.png", "histograms.png"):
+    for figure in ("reliability.png", "panels.png", "uncertainty.png", "risk_coverage.png", "histograms.png"):
         assert (out / figure).stat().st_size > 5000  # a real PNG with content, not an empty canvas
+
+
+def test_the_uncertainty_threshold_is_chosen_on_validation_and_reused_on_test(trained):
+    """ValUES' threshold-mean score: validation chooses the threshold (lowest AURC over the
+    candidates), test reuses it instead of choosing again, `threshold=` overrides both."""
+    from platform.evaluation.values import THRESHOLDS, failure_detection
+
+    run = trained()
+    val = evaluate_run(run, {"samples": "3", "steps": "2"}, [], Console(quiet=True)).row(0, named=True)
+    assert val["uncertainty_threshold"] in THRESHOLDS
+    images = pl.read_parquet(run / "eval-val" / "images.parquet")
+    risks = 1 - images["dice"].to_numpy()
+    chosen_aurc = failure_detection(images["score_threshold_mean"].to_numpy(), risks)[0]
+    assert chosen_aurc == pytest.approx(val["aurc_threshold_mean"])
+    test = evaluate_run(run, {"samples": "3", "steps": "2", "split": "test"}, [], Console(quiet=True))
+    assert test["uncertainty_threshold"][0] == val["uncertainty_threshold"]
+    fixed = evaluate_run(
+        run, {"samples": "3", "steps": "2", "split": "test", "threshold": "0.35"}, [], Console(quiet=True)
+    )
+    assert fixed["uncertainty_threshold"][0] == 0.35
+    assert main([f"run={run}", "threshold=abc"]) == 2 and main([f"run={run}", "threshold=1.5"]) == 2
 
 
 def test_streamed_evaluation_does_not_depend_on_batch_size(trained):

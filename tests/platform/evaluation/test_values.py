@@ -2,12 +2,15 @@
 
 import math
 from platform.evaluation.values import (
+    THRESHOLDS,
     aggregate,
     boundary_distances,
+    choose_threshold,
     decompose,
     disagreement,
     failure_detection,
     normalized_cross_correlation,
+    threshold_means,
 )
 
 import numpy as np
@@ -50,6 +53,20 @@ def test_aurc_of_a_perfect_and_of_a_reversed_ranking():
     reversed_, excess = failure_detection(-risks, risks)
     # kept in order 0.9, 0.5, 0.1, 0: means 0.9, 0.7, 0.5, 0.375 → 0.61875
     assert reversed_ == pytest.approx(0.61875) and excess == pytest.approx(0.61875 - 0.15625)
+
+
+def test_threshold_means_by_hand():
+    u = torch.tensor([[0.1, 0.3], [0.6, 0.9]])
+    assert threshold_means(u, (0.0, 0.5, 0.95)) == pytest.approx([0.475, 0.75, 0.0])
+
+
+def test_the_threshold_that_ranks_images_best_is_chosen():
+    """Column k of the scores ranks the images by risk only at THRESHOLDS[7]; reversed elsewhere."""
+    risks = np.array([0.0, 0.2, 0.6, 0.9])
+    scores = np.tile(-risks[:, None], (1, len(THRESHOLDS)))
+    scores[:, 7] = risks
+    assert choose_threshold(scores, risks) == THRESHOLDS[7]
+    assert choose_threshold(np.full((4, len(THRESHOLDS)), np.nan), risks) == 0.5  # nothing to rank: the default
 
 
 def test_ncc_of_identical_and_of_independent_maps():
