@@ -13,9 +13,10 @@ The threshold-mean uncertainty score uses a threshold chosen on the validation s
 chooses and stores it; test and external evaluations reuse it; `threshold=` sets one). `run` writes
 <run>/eval-<split>/: images.parquet (one row per image, config values as columns),
 summary.parquet, reliability.parquet and PNG figures (reliability diagram, confidence-map panels,
-Dice and ECE histograms). ECE is the positive-class binned ECE of the confidence map (mean of
-the N decoder soft outputs) against the annotators' majority vote; `ece_border` restricts it to
-pixels within `radius` px of any annotation. `compare` prints and saves (in <b>/eval-<split>/)
+uncertainty maps beside the raters' disagreement, risk–coverage curves, Dice and ECE histograms).
+ECE is the positive-class binned ECE of the confidence map (mean of the N decoder soft outputs)
+against the annotators' majority vote; `ece_border` restricts it to pixels within `radius` px of
+any annotation. `compare` prints and saves (in <b>/eval-<split>/)
 bootstrap CIs of the mean difference b − a in Dice, ECE and Brier, resampling images or, with
 `cluster=group`, patients, plus Wilcoxon signed-rank p-values."""
 
