@@ -40,7 +40,9 @@ class LiveTrialTable(Callback):
         self._update(trial, "RUNNING", result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        self._update(trial, "TERMINATED", trial.last_result or {})
+        # A trial's own final report says completed; one a scheduler stopped ends on a training report.
+        last = trial.last_result or {}
+        self._update(trial, "TERMINATED" if last.get("status") == "completed" else "PRUNED", last)
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self._update(trial, "ERROR", trial.last_result or {})

@@ -151,10 +151,11 @@ def _last_line(exc: BaseException) -> str:
 
 def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, results: Path) -> dict[str, float]:
     """Sample ensembles on the spec's split; writes the images shard and the run's figures."""
+    from platform.build import load_trained
     from platform.evaluation.ensembles import EvaluationSettings
     from platform.evaluation.figures import confidence_panels, risk_coverage, uncertainty_panels
     from platform.evaluation.registry import SUMMARY_METRICS
-    from platform.evaluation.runs import evaluate_checkpoint
+    from platform.evaluation.runs import evaluate_model
     from platform.results import write_table
 
     import torch
@@ -171,7 +172,8 @@ def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, res
         panels=4,
         uncertainty_threshold=None if e.split == "val" else 0.5,  # chosen on validation, never on test
     )
-    result, images, _ = evaluate_checkpoint(config, run_dir, e.split, settings)
+    model, _ = load_trained(run_dir, config)
+    result, images = evaluate_model(model, config, e.split, settings)
     images = images.with_columns(pl.lit(spec.name).alias("study"), pl.lit(trial_id).alias("trial_id"))
     write_table(images, results / "images" / f"{trial_id}.parquet")
     write_table(result.reliability, run_dir / "reliability.parquet")
@@ -180,17 +182,15 @@ def _evaluate(config: Config, run_dir: Path, spec: StudySpec, trial_id: str, res
         uncertainty_panels(result.panels, run_dir / "uncertainty.png")
     risk_coverage(images, run_dir / "risk_coverage.png", f"trial {trial_id}")
     values = {k: result.summary[k] for k in (*SUMMARY_METRICS, "uncertainty_threshold")}
-    values |= _codec_reconstruction(config, run_dir, e.split)
+    values |= _codec_reconstruction(model, config, e.split)
     return values | {"eval_s": time.perf_counter() - tic}
 
 
-def _codec_reconstruction(config: Config, run_dir: Path, split: str) -> dict[str, float]:
+def _codec_reconstruction(model: Any, config: Config, split: str) -> dict[str, float]:
     """What the WCE weight acts on: the mask autoencoder's Dice on small and large lesions."""
-    from platform.build import load_trained
     from platform.data.loader import PreparedSplit
     from platform.evaluation.reconstruction import reconstruction_by_size
 
-    model, _ = load_trained(run_dir, config)
     codec = getattr(model, "codec", None)
     if codec is None or not any(True for _ in codec.parameters()):  # the UNet, pixel-space diffusion
         return {}

@@ -49,7 +49,8 @@ class PreparedSplit:
         digest = hashlib.blake2b(digest_size=12)
         for array in (self.images, self.masks):
             digest.update(f"{array.dtype}{array.shape}".encode())
-            digest.update(np.ascontiguousarray(array).tobytes())
+            for start in range(0, len(array), 256):  # memory-mapped rows, hashed in place: no full copy
+                digest.update(np.ascontiguousarray(array[start : start + 256]).data.cast("B"))
         return digest.hexdigest()
 
     @property

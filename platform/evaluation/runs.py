@@ -10,6 +10,7 @@ from platform.data.loader import PreparedSplit
 from platform.evaluation.ensembles import Evaluation, EvaluationSettings, evaluate_ensembles
 
 import polars as pl
+from torch import nn
 
 
 def evaluate_checkpoint(
@@ -23,9 +24,20 @@ def evaluate_checkpoint(
 
     Returns the evaluation, its per-image rows with the patient/case `group` and the image's
     `source` file, and the run state."""
+    model, state = load_trained(run_dir, config)
+    return (*evaluate_model(model, config, split, settings, progress), state)
+
+
+def evaluate_model(
+    model: nn.Module,
+    config: Config,
+    split: str,
+    settings: EvaluationSettings,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Evaluation, pl.DataFrame]:
+    """`evaluate_checkpoint` for a model already loaded (the trial measures its autoencoder after)."""
     dataset_dir = Path(config.train.prepared_dir) / config.data.name
     data = PreparedSplit.open(dataset_dir, split)
     manifest = pl.read_parquet(dataset_dir / "manifest.parquet").filter(pl.col("split") == split).sort("index")
-    model, state = load_trained(run_dir, config)
     result = evaluate_ensembles(model, data, manifest["id"].to_list(), settings, progress)
-    return result, result.images.join(manifest.select("id", "group", "source"), on="id"), state
+    return result, result.images.join(manifest.select("id", "group", "source"), on="id")

@@ -35,6 +35,7 @@ def test_a_trial_that_learns_nothing_is_pruned_on_validation_dice_and_repeats_ar
         timeout=900,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "PRUNED" in run.stdout  # the live table tells a stopped trial from a finished one
     rows = pl.read_parquet(results / "prune" / "trials" / "*.parquet").sort("started_at", "trial_id")
     reference = rows.filter(pl.col("tune_trial_id") == rows["tune_trial_id"][0])
     assert reference["seed"].to_list() == [1, 2] and (reference["status"] == "completed").all()
@@ -50,3 +51,15 @@ def test_a_trial_that_learns_nothing_is_pruned_on_validation_dice_and_repeats_ar
     assert states[0] == optuna.trial.TrialState.COMPLETE and optuna.trial.TrialState.PRUNED in states
     first = optuna_trials(results / "prune")[0]
     assert first.values[0] == pytest.approx(reference["dice"].mean())  # Optuna heard the mean over seeds
+
+
+def test_the_live_table_names_a_stopped_trial_pruned():
+    from platform.live import LiveTrialTable
+    from types import SimpleNamespace
+
+    table = LiveTrialTable("t")
+    finished = SimpleNamespace(trial_id="a", config={}, last_result={"status": "completed", "dice": 0.5})
+    stopped = SimpleNamespace(trial_id="b", config={}, last_result={"val_dice_nonempty": 0.1, "step": 10})
+    for trial in (finished, stopped):
+        table.on_trial_complete(0, [], trial)
+    assert table.rows["a"]["state"] == "TERMINATED" and table.rows["b"]["state"] == "PRUNED"
