@@ -9,7 +9,8 @@ nothing is chosen on test). Evaluation: 16 samples, 20 DDIM steps; ms per sample
 and 20 DDIM steps; the paired difference latent − UNet in Dice on non-empty slices, resampling
 patients. Usage (from the repository root, after `dvc repro`):
 
-  python -m bench.quality [--minutes 5] [--quick]"""
+  python -m bench.quality [--minutes 5] [--quick] [--ablations]
+  python -m bench.quality --datasets lidc --variants ldm --shares 0.15,0.70,0.15 --splits val   (tuning)"""
 
 from __future__ import annotations
 
@@ -75,12 +76,12 @@ def budget_steps(seconds: float, per_step: dict[str, float], shares: dict[str, f
     return [f"train.{k}={v}" for k, v in {**zeros, **steps}.items()]
 
 
-def train_variant(dataset: str, name: str, seconds: float, console: Console) -> tuple[Path, dict]:
+def train_variant(dataset: str, name: str, seconds: float, console: Console, suffix: str = "") -> tuple[Path, dict]:
     overrides = VARIANTS[name]
     model = load_config([f"data={dataset}", *overrides]).model
     shares = SHARES["unet" if model.kind == "unet" else "prior" if model.prior else "no-prior"]
     steps = budget_steps(seconds, seconds_per_step(dataset, overrides, console), shares)
-    run_name = f"{dataset}-{name}"
+    run_name = f"{dataset}-{name}{suffix}"
     shutil.rmtree(RUNS / run_name, ignore_errors=True)
     config = load_config(
         [f"data={dataset}", *BASE, *overrides, *steps, f"train.runs_dir={RUNS}", f"train.run_name={run_name}"]
@@ -126,40 +127,53 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=5.0, help="training wall-clock budget per model")
     parser.add_argument("--quick", action="store_true", help="0.3 minutes and 16 images, to check the script")
     parser.add_argument("--ablations", action="store_true", help="also train each ablation of the default")
+    parser.add_argument("--datasets", default="lidc,ph2", help="comma-separated: lidc, ph2")
+    parser.add_argument("--variants", help=f"comma-separated, instead of the default set: {', '.join(VARIANTS)}")
+    parser.add_argument(
+        "--shares", help="autoencoder,prior,diffusion shares of a prior model's budget (default 0.25,0.45,0.30)"
+    )
+    parser.add_argument("--splits", default="val,test", help="of the headline models (ablations: val only)")
     args = parser.parse_args()
     torch.set_num_threads(2)
     seconds, images = (18.0, 16) if args.quick else (60 * args.minutes, 10**6)
+    if args.shares:
+        values = [float(v) for v in args.shares.split(",")]
+        SHARES["prior"] = dict(zip(("ae_steps", "prior_steps", "diffusion_steps"), values, strict=True))
+    suffix = f"-s{args.shares.replace(',', '-')}" if args.shares else ""
     console = Console()
     rows, runs = [], {}
     # unet-w50 (the paper's weight on the baseline) was measured once; `--ablations` is about the default.
-    names = [n for n in VARIANTS if n != "unet-w50"] if args.ablations else ["unet", "ldm"]
-    for dataset in ("lidc", "ph2"):
-        for name in names if dataset == "lidc" else ["unet", "ldm"]:
-            run_dir, trained = train_variant(dataset, name, seconds, console)
+    default = [n for n in VARIANTS if n != "unet-w50"] if args.ablations else ["unet", "ldm"]
+    names = args.variants.split(",") if args.variants else default
+    for dataset in args.datasets.split(","):
+        for name in names if dataset == "lidc" or args.variants else ["unet", "ldm"]:
+            run_dir, trained = train_variant(dataset, name, seconds, console, suffix)
             runs[dataset, name] = run_dir
-            for split in ("val", "test") if name in ("unet", "ldm") else ("val",):
+            for split in args.splits.split(",") if name in ("unet", "ldm") else ("val",):
                 rows.append(
                     {
                         "dataset": dataset,
-                        "model": name,
+                        "model": name + suffix,
                         "split": split,
                         **trained,
                         **evaluate(run_dir, split, images, console),
                     }
                 )
-    speed = {steps: ms_per_mask(runs["lidc", "ldm"], "lidc", steps) for steps in (10, 20)}
-    difference = patient_difference(runs["lidc", "unet"], runs["lidc", "ldm"], "test")
     table = pl.DataFrame(rows).select("dataset", "model", "split", "train_s", "steps", "images", *REPORT)
     with pl.Config(tbl_rows=40, tbl_cols=20, float_precision=4, tbl_width_chars=250):
         print(table)
-    pl.DataFrame(rows).write_parquet(RUNS / "quality.parquet")
+    pl.DataFrame(rows).write_parquet(RUNS / f"quality{suffix}.parquet")
+    if not {("lidc", "unet"), ("lidc", "ldm"), ("ph2", "unet"), ("ph2", "ldm")} <= set(runs):
+        return  # a partial run (--datasets/--variants): the table is the result
+    speed = {steps: ms_per_mask(runs["lidc", "ldm"], "lidc", steps) for steps in (10, 20)}
+    difference = patient_difference(runs["lidc", "unet"], runs["lidc", "ldm"], "test")
     print(f"ldm ms per mask: {speed[10]:.1f} (10 DDIM steps), {speed[20]:.1f} (20 steps)")
     print(
         f"LIDC test, ldm − unet, Dice on non-empty slices: {difference['difference']:+.4f} "
         f"[{difference['ci_low']:+.4f}, {difference['ci_high']:+.4f}] (patients resampled), "
         f"Wilcoxon p = {difference['wilcoxon_p']:.3g}, {difference['pairs']} slices"
     )
-    get = {(r["dataset"], r["model"], r["split"]): r for r in rows}
+    get = {(r["dataset"], r["model"].removesuffix(suffix), r["split"]): r for r in rows}
     lidc_u, lidc_l = get["lidc", "unet", "test"], get["lidc", "ldm", "test"]
     print(
         "RESULT "
