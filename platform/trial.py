@@ -49,7 +49,7 @@ def trial_config(context: TrialContext, params: dict[str, Any], trial_id: str, r
             *context.spec.overrides(params, repeat),
             f"train.prepared_dir={context.prepared_dir}",
             f"train.runs_dir={context.results_dir}/runs",
-            f"train.run_name={trial_id}",
+            f"train.run_name='{trial_id}'",  # quoted: Hydra reads an id like 6e695544 as the float inf
             f"train.stage_store={store}",
             "train.threads=1",
         ]

@@ -52,6 +52,10 @@ class TrialRows:
         return row
 
     def failed(self, values: dict[str, Any], failure: str) -> dict[str, Any]:
+        """Write the failed row, unless the driver already marked it pruned: a trial the scheduler
+        stops loses its Train workers first, and fails for that alone before it is killed."""
+        if self.path.is_file() and (row := pl.read_parquet(self.path).row(0, named=True))["status"] == "pruned":
+            return row
         return self.write({**values, "status": "failed", "failure": failure, "finished_at": now()})
 
     def completed(self, values: dict[str, Any], run_dir: Path) -> dict[str, Any]:
@@ -73,13 +77,15 @@ class TrialRows:
 
 
 def mark_pruned(spec: StudySpec, results: Path, tune_id: str, last: dict[str, Any]) -> list[str]:
-    """Rewrite the still-running rows of a Tune trial the scheduler stopped as `pruned`, with the
+    """Rewrite the unfinished rows of a Tune trial the scheduler stopped as `pruned`, with the
     stage, step and pruning metric of its last report. The driver calls this: the stopped trial's
-    process is gone and cannot. Returns the run ids it marked."""
+    process is gone and cannot. A `failed` row counts as unfinished: stopping a trial removes its
+    Train workers first, and the trial may record that as its failure before it is killed (a trial
+    that fails on its own ends in Tune's on_trial_error, never here). Returns the run ids it marked."""
     marked = []
     for path in sorted((results / "trials").glob(f"{tune_id}*.parquet")):
         row = pl.read_parquet(path).row(0, named=True)
-        if row["status"] != "running" or row.get("tune_trial_id", row["trial_id"]) != tune_id:
+        if row["status"] not in ("running", "failed") or row.get("tune_trial_id", row["trial_id"]) != tune_id:
             continue
         metric = spec.pruning.metric
         where = f"{last.get('stage', '?')} step {last.get('step', '?')}"

@@ -73,3 +73,39 @@ def test_soft_brier_against_the_annotator_frequency_map_by_hand(batch):
     assert summary["brier_soft"] == pytest.approx(expected, rel=1e-9)
     majority = (13 * 0.75**2 + (256 - 13) * 0.25**2) / 256  # majority vote: ≥ half of 2 annotators
     assert summary["brier"] == pytest.approx(majority, rel=1e-9)
+
+
+def test_a_stopped_trial_stays_pruned_whichever_side_writes_last(tmp_path):
+    """Stopping a trial removes its Train workers first; the trial may record that as a failure
+    before or after the driver marks it pruned. Either order ends `pruned`."""
+    from platform.spec import load_spec
+    from platform.trial_rows import TrialRows, mark_pruned
+
+    import polars as pl
+
+    from tests.conftest import write_spec
+
+    spec = load_spec(write_spec(tmp_path / "s.yaml", name="s", pruning={"kind": "asha", "every": 10}))
+    last = {"stage": "diffusion", "step": 10, "val_dice_nonempty": 0.1}
+    for order in ("trial first", "driver first"):
+        results = tmp_path / order
+        rows = TrialRows.start(spec, results, "abc", {"model.wce_weight": 5.0}, {"tune_trial_id": "abc"})
+        if order == "trial first":
+            rows.failed({}, "ActorDiedError: placement group removed")
+        assert mark_pruned(spec, results, "abc", last) == ["abc"]
+        rows.failed({}, "ActorDiedError: placement group removed")
+        row = pl.read_parquet(results / "trials" / "abc.parquet").row(0, named=True)
+        assert row["status"] == "pruned" and row["failure"].startswith("pruned by asha at diffusion step 10"), order
+
+
+def test_a_trial_id_that_looks_like_a_number_names_its_run(tmp_path):
+    """Tune ids are hex: 6e695544 is also a float literal (inf), and Hydra would read it as one."""
+    from platform.spec import load_spec
+    from platform.trial import TrialContext, trial_config
+
+    from tests.conftest import write_spec
+
+    spec = load_spec(write_spec(tmp_path / "s.yaml", name="s"))
+    context = TrialContext(spec, str(tmp_path / "results" / "s"), str(tmp_path / "prepared"), "", "")
+    for trial_id in ("6e695544", "12345678", "0e000001-r1"):
+        assert trial_config(context, {}, trial_id).train.run_name == trial_id
