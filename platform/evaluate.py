@@ -153,7 +153,7 @@ def _evaluate_into(
     config: Config, run_dir: Path, split: str, options: dict[str, str], out: Path, console: Console
 ) -> pl.DataFrame:
     settings = EvaluationSettings(
-        uncertainty_threshold=uncertainty_threshold(run_dir, split, options, external="external" in options),
+        uncertainty_threshold=uncertainty_threshold(run_dir, split, options),
         samples=_int(options, "samples", 16, 1),
         steps=_int(options, "steps", 20, 1),
         batch_size=_int(options, "batch", 8, 1),
@@ -182,7 +182,7 @@ def _evaluate_into(
     return summary
 
 
-def uncertainty_threshold(run_dir: Path, split: str, options: dict[str, str], external: bool) -> float | None:
+def uncertainty_threshold(run_dir: Path, split: str, options: dict[str, str]) -> float | None:
     """The threshold (bits) of the threshold-mean uncertainty score: `threshold=` when given; on the
     validation split None (chosen there); elsewhere the one the run's validation evaluation chose,
     else 0.5 (evaluate `split=val` first to have one)."""
@@ -194,7 +194,7 @@ def uncertainty_threshold(run_dir: Path, split: str, options: dict[str, str], ex
         if not 0 <= value < 1:
             raise UsageError(f"threshold={value}: must be in [0, 1) bits")
         return value
-    if split == "val" and not external:
+    if split == "val":  # an external folder is evaluated as split test
         return None
     chosen = run_dir / "eval-val" / "summary.parquet"
     if chosen.is_file() and "uncertainty_threshold" in (frame := pl.read_parquet(chosen)).columns:

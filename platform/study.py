@@ -229,7 +229,8 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
         if key in options and int(options[key]) < 1:
             raise UsageError(f"--{key} {options[key]}: must be ≥ 1")
     folder = Path(args.external)
-    jobs = plan(spec, results_dir, prepared_root(), _trials(results_dir), folder, args.layout, args.top, options)
+    internal = _trials(results_dir)
+    jobs = plan(spec, results_dir, prepared_root(), internal, folder, args.layout, args.top, options)
     from platform.cluster import cluster_capacity, start_ray
 
     url = start_ray(args.address)
@@ -243,7 +244,6 @@ def cmd_evaluate(args: argparse.Namespace, console: Console) -> int:
     table = Table(title=f"{spec.name} on {folder.name}: internal ({spec.evaluation.split}) → external")
     for column in ("trial", "images", *HEADLINE):
         table.add_column(column, justify="right")
-    internal = _trials(results_dir)
     for row in rows.iter_rows(named=True):
         before = internal.filter(pl.col("trial_id") == row["trial_id"]).row(0, named=True)
         cells = [f"{format_cell(before[k], k)} → {format_cell(row[k], k)}" for k in HEADLINE]

@@ -157,3 +157,12 @@ def optuna_trials(study_dir: Path) -> list:
 
     storage = optuna.storages.RDBStorage(f"sqlite:///{study_dir / 'optuna.db'}")
     return optuna.load_study(study_name=study_dir.name, storage=storage).trials
+
+
+def copy_lidc_patients(data_root: Path, folder: Path, count: int) -> Path:
+    """The last `count` patients of the pulled LIDC crops, copied to `folder` (an unseen-data folder)."""
+    import shutil
+
+    for patient in sorted((data_root / "lidc-idri-crops").iterdir())[-count:]:
+        shutil.copytree(patient, folder / patient.name)
+    return folder

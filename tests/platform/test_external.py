@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from tests.conftest import REPO
+from tests.conftest import REPO, copy_lidc_patients
 
 
 @pytest.fixture
@@ -26,10 +26,7 @@ def lidc_like_run(tiny):
 @pytest.fixture
 def lidc_folder(tmp_path, data_root):
     """Three patients of the pulled LIDC crops, copied to a folder of their own."""
-    folder = tmp_path / "unseen-lidc"
-    for patient in sorted((data_root / "lidc-idri-crops").iterdir())[-3:]:
-        shutil.copytree(patient, folder / patient.name)
-    return folder
+    return copy_lidc_patients(data_root, tmp_path / "unseen-lidc", 3)
 
 
 def test_every_image_of_the_folder_is_evaluated_with_the_runs_statistics(lidc_like_run, lidc_folder):

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 from rich.console import Console
 
-from tests.conftest import REPO, user_env, write_spec
+from tests.conftest import REPO, copy_lidc_patients, user_env, write_spec
 
 
 def _study_dir(tmp_path: Path) -> Path:
@@ -66,10 +66,7 @@ def untrained_study(tiny, tmp_path, user_home):
 
 @pytest.fixture
 def lidc_folder(tmp_path, data_root):
-    folder = tmp_path / "unseen-lidc"
-    for patient in sorted((data_root / "lidc-idri-crops").iterdir())[-2:]:
-        shutil.copytree(patient, folder / patient.name)
-    return folder
+    return copy_lidc_patients(data_root, tmp_path / "unseen-lidc", 2)
 
 
 def _study(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
