@@ -40,6 +40,16 @@ VARIANTS = {  # name → overrides on top of the shipped defaults
     "ldm-no-foreground": ["model=medseglatdiff", "train.foreground_share=0.0"],
     "ldm-no-augment": ["model=medseglatdiff", "train.augment=false"],
     "ldm-x0-loss": ["model=medseglatdiff", "model.x0_loss_weight=0.1"],
+    "unet-poly": ["model=unet", "train.lr_schedule=poly"],
+    "ldm-poly": ["model=medseglatdiff", "train.lr_schedule=poly"],
+    "ldm-trunc": ["model=medseglatdiff", "model.truncate_timesteps=true"],
+    "ldm-poly-crop": ["model=medseglatdiff", "train.lr_schedule=poly", "model.ae_crop=64"],
+    "ldm-poly-crop-trunc": [
+        "model=medseglatdiff",
+        "train.lr_schedule=poly",
+        "model.ae_crop=64",
+        "model.truncate_timesteps=true",
+    ],
 }
 # Share of the wall-clock budget per stage (each stage's step key gets share·budget / s_per_step).
 SHARES = {
@@ -143,7 +153,7 @@ def main() -> None:
     console = Console()
     rows, runs = [], {}
     # unet-w50 (the paper's weight on the baseline) was measured once; `--ablations` is about the default.
-    default = [n for n in VARIANTS if n != "unet-w50"] if args.ablations else ["unet", "ldm"]
+    default = ["unet", *(n for n in VARIANTS if n.startswith("ldm"))] if args.ablations else ["unet", "ldm"]
     names = args.variants.split(",") if args.variants else default
     for dataset in args.datasets.split(","):
         for name in names if dataset == "lidc" or args.variants else ["unet", "ldm"]:

@@ -52,9 +52,22 @@ def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return kl.flatten(1).sum(1).mean()
 
 
-def autoencoder_loss(codec: nn.Module, masks: torch.Tensor, losses: StageLosses) -> torch.Tensor:
-    """Mask reconstruction loss (WCE + Dice on the decoded logits) + β·KL, for masks B×1×H×W."""
-    logits, mu, sigma = codec(masks)
+def random_crops(masks: torch.Tensor, side: int) -> torch.Tensor:
+    """One random side×side window per mask of B×1×H×W (the global torch stream); side 0 or ≥ H: unchanged."""
+    height, width = masks.shape[-2:]
+    if side <= 0 or (side >= height and side >= width):
+        return masks
+    rows = torch.randint(0, height - side + 1, (masks.shape[0],)).tolist()
+    cols = torch.randint(0, width - side + 1, (masks.shape[0],)).tolist()
+    return torch.stack([m[:, r : r + side, c : c + side] for m, r, c in zip(masks, rows, cols, strict=True)])
+
+
+def autoencoder_loss(codec: nn.Module, masks: torch.Tensor, losses: StageLosses, crop: int = 0) -> torch.Tensor:
+    """Mask reconstruction loss (WCE + Dice on the decoded logits) + β·KL, for masks B×1×H×W.
+
+    crop > 0: on one random crop per mask. The codec is convolutional, so it learns the same
+    shapes from a crop at a fraction of the cost of the whole mask."""
+    logits, mu, sigma = codec(masks := random_crops(masks, crop))
     return losses.segmentation(logits, masks) + losses.kl_weight * kl_divergence(mu, sigma)
 
 

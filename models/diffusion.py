@@ -30,9 +30,10 @@ def diffusion_loss(
     condition: torch.Tensor,
     scheduler: DDPMScheduler,
     generator: torch.Generator | None = None,
+    max_timestep: int | None = None,
 ) -> torch.Tensor:
     """MSE between the denoiser's output and its target (ε, or v for v-prediction). x0: B×c×h×w."""
-    return denoising_step(denoiser, x0, condition, scheduler, generator)[0]
+    return denoising_step(denoiser, x0, condition, scheduler, generator, max_timestep)[0]
 
 
 def denoising_step(
@@ -41,11 +42,14 @@ def denoising_step(
     condition: torch.Tensor,
     scheduler: DDPMScheduler,
     generator: torch.Generator | None = None,
+    max_timestep: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One noised training example per x0 (B×c×h×w): (MSE to the target, the denoiser's estimate
-    of x0 (B×c×h×w, differentiable), ᾱ_t per example (B))."""
+    of x0 (B×c×h×w, differentiable), ᾱ_t per example (B)). t is uniform on [0, max_timestep)
+    (default: every training timestep)."""
     noise = torch.randn(x0.shape, generator=generator, device=x0.device)
-    t = torch.randint(0, scheduler.num_train_timesteps, (x0.shape[0],), generator=generator, device=x0.device)
+    high = scheduler.num_train_timesteps if max_timestep is None else max_timestep
+    t = torch.randint(0, high, (x0.shape[0],), generator=generator, device=x0.device)
     x_t = scheduler.add_noise(x0, noise, t)
     output = denoiser(x_t, t, condition)
     target = scheduler.get_velocity(x0, noise, t) if scheduler.prediction_type == "v_prediction" else noise

@@ -39,7 +39,10 @@ class MedSegLatDiff(nn.Module):
     size, is one more condition channel, and with prior_strength s < 1 sampling starts from the
     latent of its mask noised to s·T instead of from pure noise.
     x0_loss_weight: weight of a mask-space loss (WCE + Dice) on the decoded x̂0, each example
-    weighted by ᾱ_t (large t gives x̂0 that is mostly amplified noise)."""
+    weighted by ᾱ_t (large t gives x̂0 that is mostly amplified noise).
+    truncate_timesteps: with a prior and prior_strength s < 1, train only on t < s·T, the
+    timesteps sampling visits, instead of spreading the budget over all T.
+    ae_crop: side of the random mask crops the autoencoder stage trains on (0: whole masks)."""
 
     def __init__(
         self,
@@ -56,6 +59,8 @@ class MedSegLatDiff(nn.Module):
         prior: nn.Module | None = None,
         prior_strength: float = 1.0,
         x0_loss_weight: float = 0.0,
+        truncate_timesteps: bool = False,
+        ae_crop: int = 0,
     ) -> None:
         super().__init__()
         self.codec: MaskAutoencoder | PixelMaskCodec = codec
@@ -71,6 +76,10 @@ class MedSegLatDiff(nn.Module):
         self.prior = prior
         self.prior_strength = prior_strength
         self.x0_loss_weight = x0_loss_weight
+        self.ae_crop = ae_crop
+        self.max_timestep: int | None = None
+        if truncate_timesteps and prior is not None and prior_strength < 1.0:
+            self.max_timestep = max(1, int(prior_strength * train_scheduler.num_train_timesteps))
 
     def diffusion_loss(
         self,
@@ -91,8 +100,12 @@ class MedSegLatDiff(nn.Module):
             keep = torch.rand(images.shape[0], 1, 1, 1, generator=generator, device=images.device) >= self.p_uncond
             condition = condition * keep
         if self.x0_loss_weight <= 0 or mask_loss is None:
-            return diffusion_loss(self.net.denoiser, latents, condition, self.train_scheduler, generator)
-        mse, x0_hat, alpha_bar = denoising_step(self.net.denoiser, latents, condition, self.train_scheduler, generator)
+            return diffusion_loss(
+                self.net.denoiser, latents, condition, self.train_scheduler, generator, self.max_timestep
+            )
+        mse, x0_hat, alpha_bar = denoising_step(
+            self.net.denoiser, latents, condition, self.train_scheduler, generator, self.max_timestep
+        )
         per_image = mask_loss(self.codec.decode(x0_hat / self.latent_scale), masks)
         return mse + self.x0_loss_weight * (alpha_bar * per_image).mean()
 
@@ -141,7 +154,7 @@ class MedSegLatDiff(nn.Module):
                     "autoencoder",
                     ("ae_steps",),
                     self.codec.parameters,
-                    lambda images, masks: autoencoder_loss(self.codec, masks, losses),
+                    lambda images, masks: autoencoder_loss(self.codec, masks, losses, self.ae_crop),
                     owns=("codec.", "latent_scale"),
                     after_stage=self._fit_latent_scale,
                 )

@@ -27,6 +27,7 @@ STAGE_READS: dict[str, tuple[str, ...]] = {
         "model.latent_factor",
         "model.latent_channels",
         "model.ae_width",
+        "model.ae_crop",
         "model.kl_weight",
         "model.norm_num_groups",
         *SEGMENTATION_LOSS,
@@ -41,7 +42,7 @@ STAGE_READS: dict[str, tuple[str, ...]] = {
     "segmenter": ("model.encoder_channels", *SEGMENTATION_LOSS),
 }
 SAMPLING_ONLY = ("model.guidance_scale", "model.prior_strength")  # used when sampling, never in training
-SHARED_TRAIN_KEYS = ("seed", "lr", "batch_size", "foreground_share", "augment")
+SHARED_TRAIN_KEYS = ("seed", "lr", "lr_schedule", "batch_size", "foreground_share", "augment")
 
 
 def stage_inputs(config: Config, stage_name: str, budget: tuple[str, ...], wce_weight: float) -> dict[str, object]:
@@ -50,7 +51,10 @@ def stage_inputs(config: Config, stage_name: str, budget: tuple[str, ...], wce_w
     model["model.guidance"] = config.model.guidance  # `conditioning` is only its shorthand
     model.pop("model.conditioning")
     values: dict[str, object] = {**model, "wce_weight": wce_weight}
-    reads = STAGE_READS.get(stage_name, tuple(k for k in values if k not in SAMPLING_ONLY))
+    sampling_only: tuple[str, ...] = SAMPLING_ONLY
+    if config.model.truncate_timesteps:  # prior_strength then bounds the diffusion's training timesteps
+        sampling_only = tuple(k for k in SAMPLING_ONLY if k != "model.prior_strength")
+    reads = STAGE_READS.get(stage_name, tuple(k for k in values if k not in sampling_only))
     return {
         "model.kind": config.model.kind,
         **{key: values[key] for key in reads},
@@ -112,6 +116,8 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
         prior=prior,
         prior_strength=m.prior_strength,
         x0_loss_weight=m.x0_loss_weight,
+        truncate_timesteps=m.truncate_timesteps,
+        ae_crop=m.ae_crop,
     )
 
 

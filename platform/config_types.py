@@ -10,6 +10,7 @@ MODEL_KINDS = ("medseglatdiff", "unet", "pixel_diffusion")
 CONDITIONING = ("concat", "cfg")  # shorthand: cfg = concat entry + classifier-free guidance
 CONDITION_ENTRIES = ("concat",)  # how the condition enters the denoiser (room for crossattn)
 PREDICTIONS = ("epsilon", "v_prediction")
+LR_SCHEDULES = ("constant", "poly")
 
 
 def _check(ok: bool, key: str, message: str) -> None:
@@ -61,6 +62,7 @@ class ModelConfig:
     latent_factor: int = 4
     latent_channels: int = 4
     ae_width: int = 16  # autoencoder channels: [w, 2w, 2w, ...], one level per halving
+    ae_crop: int = 0  # train the (convolutional) mask autoencoder on random crops of this side; 0 = whole masks
     kl_weight: float = 1e-6
     wce_weight: float | None = None  # None: the dataset's paper default (data.wce_weight)
     adaptive_wce: bool = False  # w = background/foreground pixel ratio of the training set
@@ -85,11 +87,17 @@ class ModelConfig:
     prior_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     prior_strength: float = 1.0  # sampling starts from the prior's mask latent noised to s·T; 1 = pure noise
     x0_loss_weight: float = 0.0  # WCE + Dice on the decoded x̂0, weighted by ᾱ_t
+    truncate_timesteps: bool = False  # with a prior: train the denoiser only on t < prior_strength·T
 
     def __post_init__(self) -> None:
         _check(self.kind in MODEL_KINDS, "model.kind", f"'{self.kind}' is not one of {MODEL_KINDS}")
         _check(self.latent_factor in (2, 4, 8), "model.latent_factor", f"{self.latent_factor} is not one of (2, 4, 8)")
         _check(self.latent_channels >= 1, "model.latent_channels", f"{self.latent_channels} must be ≥ 1")
+        _check(
+            self.ae_crop >= 0 and self.ae_crop % (4 * self.latent_factor) == 0,
+            "model.ae_crop",
+            f"{self.ae_crop} must be 0 or a positive multiple of 4·latent_factor = {4 * self.latent_factor}",
+        )
         _check(
             self.conditioning is None or self.conditioning in CONDITIONING,
             "model.conditioning",
@@ -139,6 +147,11 @@ class ModelConfig:
             "is only used with model.prior=true (sampling starts from the prior's mask)",
         )
         _check(self.x0_loss_weight >= 0, "model.x0_loss_weight", f"{self.x0_loss_weight} must be ≥ 0")
+        _check(
+            not self.truncate_timesteps or (self.prior and self.prior_strength < 1.0),
+            "model.truncate_timesteps",
+            "needs model.prior=true and model.prior_strength < 1 (it trains on t < prior_strength·T)",
+        )
 
     @property
     def ae_channels(self) -> list[int]:
@@ -165,6 +178,7 @@ class TrainConfig:
     threads: int = 2
     batch_size: int = 16
     lr: float = 2e-3
+    lr_schedule: str = "constant"  # constant | poly: lr·(1 − step/steps)^0.9 within each stage (nnU-Net)
     ae_steps: int = 300
     image_ae_steps: int = 100  # only with model.image_encoder_init=autoencoder
     prior_steps: int = 600  # only with model.prior=true
@@ -197,6 +211,11 @@ class TrainConfig:
             _check(getattr(self, key) >= 0, f"train.{key}", f"{getattr(self, key)} must be ≥ 0")
         _check(self.lr > 0, "train.lr", f"{self.lr} must be > 0")
         _check(
+            self.lr_schedule in LR_SCHEDULES,
+            "train.lr_schedule",
+            f"'{self.lr_schedule}' is not {' or '.join(LR_SCHEDULES)}",
+        )
+        _check(
             0.0 <= self.foreground_share <= 1.0,
             "train.foreground_share",
             f"{self.foreground_share} must be in [0, 1]",
@@ -220,4 +239,9 @@ class Config:
             "model.latent_factor",
             f"{f} gives a latent of {size / f:g} px for data.image_size={size}; "
             "the latent side must be a whole multiple of 4",
+        )
+        _check(
+            self.model.ae_crop <= size,
+            "model.ae_crop",
+            f"{self.model.ae_crop} is larger than data.image_size={size}",
         )

@@ -227,6 +227,8 @@ def _train_stage(
     params = [p for group in optimizer.param_groups for p in group["params"]]
     window, tic = [], time.perf_counter()
     for step in range(start + 1, steps + 1):
+        for group in optimizer.param_groups:  # from the step alone, so a resumed stage continues the curve
+            group["lr"] = stage_lr(config.train.lr, config.train.lr_schedule, step, steps)
         images, masks = train.batch(rng, config.train.batch_size, config.train.foreground_share, config.train.augment)
         loss = stage.loss(images.to(device), masks.to(device))
         if not torch.isfinite(loss):
@@ -269,6 +271,15 @@ def _train_stage(
     state.stage, state.step = "", 0
     if rank == 0:
         _save(run_dir, model, state, None)
+
+
+def stage_lr(lr: float, schedule: str, step: int, steps: int) -> float:
+    """The learning rate of step `step` (1-based) of a `steps`-step stage: constant, or nnU-Net's
+    poly decay lr·(1 − (step − 1)/steps)^0.9, which ends near zero so the last weights are not
+    the noisy ones of a full-size step."""
+    if schedule == "constant":
+        return lr
+    return lr * (1 - (step - 1) / steps) ** 0.9
 
 
 def _average_gradients(params: list[torch.Tensor], world_size: int) -> None:

@@ -74,3 +74,25 @@ def test_prior_is_its_own_stage_then_frozen_and_sampling_starts_from_it():
     model.eval()
     ensemble = model.sample(torch.randn(2, 1, 32, 32), samples=3, steps=4, generator=torch.Generator().manual_seed(0))
     assert ensemble.probs.shape == (3, 2, 1, 32, 32)
+
+
+def test_truncated_training_draws_only_the_timesteps_sampling_visits():
+    overrides = [*TINY, "model.prior=true", "model.prior_strength=0.2", "model.train_timesteps=100"]
+    model = build_model(load_config([*overrides, "model.truncate_timesteps=true"]))
+    assert model.max_timestep == 20
+    seen = []
+    denoiser = model.net.denoiser.forward
+    model.net.denoiser.forward = lambda x, t, c: seen.append(t) or denoiser(x, t, c)
+    images, masks = torch.randn(8, 1, 32, 32), (torch.rand(8, 1, 32, 32) > 0.7).float()
+    for _ in range(5):
+        model.diffusion_loss(images, masks)
+    drawn = torch.cat(seen)
+    assert drawn.max() < 20 and drawn.min() >= 0 and len(drawn.unique()) > 5
+    assert build_model(load_config(overrides)).max_timestep is None  # off by default: all T
+
+
+def test_truncation_without_a_prior_to_start_from_is_refused():
+    from platform.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="model.truncate_timesteps"):
+        load_config([*TINY, "model.prior=false", "model.prior_strength=1.0", "model.truncate_timesteps=true"])

@@ -118,3 +118,29 @@ def test_gradients_are_averaged_across_ranks():
         p.join(timeout=60)
     for _, first, second in results:
         assert first == [1.5, 1.5, 1.5] and second == [[15.0, 15.0], [15.0, 15.0]]
+
+
+def test_poly_schedule_decays_from_lr_towards_zero_and_constant_stays():
+    from platform.training import stage_lr
+
+    poly = [stage_lr(0.002, "poly", step, 100) for step in range(1, 101)]
+    assert poly[0] == 0.002 and all(a > b for a, b in zip(poly, poly[1:], strict=False))
+    assert 0 < poly[-1] < 0.002 * 0.02  # (1/100)^0.9 of the rate at the last step
+    assert poly[49] == pytest.approx(0.002 * 0.51**0.9)
+    assert {stage_lr(0.002, "constant", step, 100) for step in range(1, 101)} == {0.002}
+
+
+def test_poly_schedule_is_used_by_the_optimiser(tiny, monkeypatch):
+    import platform.training as training
+
+    from rich.console import Console
+
+    rates = []
+    step = torch.optim.AdamW.step
+    monkeypatch.setattr(
+        torch.optim.AdamW, "step", lambda self, *a: rates.append(self.param_groups[0]["lr"]) or step(self, *a)
+    )
+    run(
+        tiny("model=unet", "train.ae_steps=0", "train.diffusion_steps=6", "train.lr_schedule=poly"), Console(quiet=True)
+    )
+    assert rates == [training.stage_lr(0.002, "poly", s, 6) for s in range(1, 7)] and rates[-1] < rates[0] / 4
