@@ -31,31 +31,35 @@ from rich.console import Console
 
 RUNS = Path("runs/bench-quality")
 BASE = ["train.batch_size=16", "train.log_every=5", "train.eval_images=8", "train.threads=2"]
+ALL_T = ["model.truncate_timesteps=false"]
 VARIANTS = {  # name → overrides on top of the shipped defaults
     "unet": ["model=unet"],
     "unet-w50": ["model=unet", "model.wce_weight=50"],
+    "unet-constant-lr": ["model=unet", "train.lr_schedule=constant"],
     "ldm": ["model=medseglatdiff"],
-    "ldm-no-prior": ["model=medseglatdiff", "model.prior=false", "model.prior_strength=1.0"],
-    "ldm-from-noise": ["model=medseglatdiff", "model.prior_strength=1.0"],
+    "ldm-no-prior": ["model=medseglatdiff", "model.prior=false", "model.prior_strength=1.0", *ALL_T],
+    "ldm-from-noise": ["model=medseglatdiff", "model.prior_strength=1.0", *ALL_T],
+    "ldm-threshold-0.5": ["model=medseglatdiff", "model.prior_threshold=0.5"],
+    "ldm-all-timesteps": ["model=medseglatdiff", *ALL_T],
+    "ldm-whole-masks": ["model=medseglatdiff", "model.ae_crop=0"],
+    "ldm-constant-lr": ["model=medseglatdiff", "train.lr_schedule=constant"],
     "ldm-no-foreground": ["model=medseglatdiff", "train.foreground_share=0.0"],
     "ldm-no-augment": ["model=medseglatdiff", "train.augment=false"],
     "ldm-x0-loss": ["model=medseglatdiff", "model.x0_loss_weight=0.1"],
-    "unet-poly": ["model=unet", "train.lr_schedule=poly"],
-    "ldm-poly": ["model=medseglatdiff", "train.lr_schedule=poly"],
-    "ldm-trunc": ["model=medseglatdiff", "model.truncate_timesteps=true"],
-    "ldm-poly-crop": ["model=medseglatdiff", "train.lr_schedule=poly", "model.ae_crop=64"],
-    "ldm-poly-crop-trunc": [
+    # The defaults before this last tuning round (BENCHMARKS.md), with --shares 0.25,0.45,0.30
+    "ldm-before": [
         "model=medseglatdiff",
-        "train.lr_schedule=poly",
-        "model.ae_crop=64",
-        "model.truncate_timesteps=true",
+        "train.lr_schedule=constant",
+        "model.ae_crop=0",
+        "model.prior_threshold=0.5",
+        *ALL_T,
     ],
 }
 # Share of the wall-clock budget per stage (each stage's step key gets share·budget / s_per_step).
 SHARES = {
     "unet": {"diffusion_steps": 1.0},
-    "prior": {"ae_steps": 0.25, "prior_steps": 0.45, "diffusion_steps": 0.30},
-    "no-prior": {"ae_steps": 0.25, "diffusion_steps": 0.75},
+    "prior": {"ae_steps": 0.10, "prior_steps": 0.70, "diffusion_steps": 0.20},
+    "no-prior": {"ae_steps": 0.10, "diffusion_steps": 0.90},
 }
 STAGE_KEY = {
     "autoencoder": "ae_steps",
@@ -140,7 +144,7 @@ def main() -> None:
     parser.add_argument("--datasets", default="lidc,ph2", help="comma-separated: lidc, ph2")
     parser.add_argument("--variants", help=f"comma-separated, instead of the default set: {', '.join(VARIANTS)}")
     parser.add_argument(
-        "--shares", help="autoencoder,prior,diffusion shares of a prior model's budget (default 0.25,0.45,0.30)"
+        "--shares", help="autoencoder,prior,diffusion shares of a prior model's budget (default 0.10,0.70,0.20)"
     )
     parser.add_argument("--splits", default="val,test", help="of the headline models (ablations: val only)")
     args = parser.parse_args()
@@ -153,7 +157,8 @@ def main() -> None:
     console = Console()
     rows, runs = [], {}
     # unet-w50 (the paper's weight on the baseline) was measured once; `--ablations` is about the default.
-    default = ["unet", *(n for n in VARIANTS if n.startswith("ldm"))] if args.ablations else ["unet", "ldm"]
+    ablations = ["unet", "unet-constant-lr", *(n for n in VARIANTS if n.startswith("ldm") and n != "ldm-before")]
+    default = ablations if args.ablations else ["unet", "ldm"]
     names = args.variants.split(",") if args.variants else default
     for dataset in args.datasets.split(","):
         for name in names if dataset == "lidc" or args.variants else ["unet", "ldm"]:

@@ -42,7 +42,9 @@ class MedSegLatDiff(nn.Module):
     weighted by ᾱ_t (large t gives x̂0 that is mostly amplified noise).
     truncate_timesteps: with a prior and prior_strength s < 1, train only on t < s·T, the
     timesteps sampling visits, instead of spreading the budget over all T.
-    ae_crop: side of the random mask crops the autoencoder stage trains on (0: whole masks)."""
+    ae_crop: side of the random mask crops the autoencoder stage trains on (0: whole masks).
+    prior_threshold: probability at which the prior's map becomes the start mask; a prior trained
+    briefly with WCE + Dice is under-confident on small lesions, so 0.5 can drop them."""
 
     def __init__(
         self,
@@ -61,6 +63,7 @@ class MedSegLatDiff(nn.Module):
         x0_loss_weight: float = 0.0,
         truncate_timesteps: bool = False,
         ae_crop: int = 0,
+        prior_threshold: float = 0.5,
     ) -> None:
         super().__init__()
         self.codec: MaskAutoencoder | PixelMaskCodec = codec
@@ -77,6 +80,7 @@ class MedSegLatDiff(nn.Module):
         self.prior_strength = prior_strength
         self.x0_loss_weight = x0_loss_weight
         self.ae_crop = ae_crop
+        self.prior_threshold = prior_threshold
         self.max_timestep: int | None = None
         if truncate_timesteps and prior is not None and prior_strength < 1.0:
             self.max_timestep = max(1, int(prior_strength * train_scheduler.num_train_timesteps))
@@ -129,9 +133,9 @@ class MedSegLatDiff(nn.Module):
         return torch.sigmoid(self.prior(images))
 
     def prior_latents(self, images: torch.Tensor, prior_probs: torch.Tensor | None = None) -> torch.Tensor:
-        """Scaled latents B×c×h×w of the prior's mask (probability ≥ 0.5); needs a prior."""
+        """Scaled latents B×c×h×w of the prior's mask (probability ≥ prior_threshold); needs a prior."""
         probs = self._prior_probs(images) if prior_probs is None else prior_probs
-        return self.codec.encode((probs >= 0.5).float())[0] * self.latent_scale
+        return self.codec.encode((probs >= self.prior_threshold).float())[0] * self.latent_scale
 
     def image_reconstruction_loss(self, images: torch.Tensor) -> torch.Tensor:
         """MSE of the image autoencoder (image encoder → image decoder); needs `image_decoder`."""

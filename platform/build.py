@@ -41,7 +41,8 @@ STAGE_READS: dict[str, tuple[str, ...]] = {
     "prior": ("model.prior_channels", *SEGMENTATION_LOSS),
     "segmenter": ("model.encoder_channels", *SEGMENTATION_LOSS),
 }
-SAMPLING_ONLY = ("model.guidance_scale", "model.prior_strength")  # used when sampling, never in training
+# Used when sampling, never in training
+SAMPLING_ONLY = ("model.guidance_scale", "model.prior_strength", "model.prior_threshold")
 SHARED_TRAIN_KEYS = ("seed", "lr", "lr_schedule", "batch_size", "foreground_share", "augment")
 
 
@@ -118,6 +119,7 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
         x0_loss_weight=m.x0_loss_weight,
         truncate_timesteps=m.truncate_timesteps,
         ae_crop=m.ae_crop,
+        prior_threshold=m.prior_threshold,
     )
 
 

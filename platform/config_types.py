@@ -62,7 +62,7 @@ class ModelConfig:
     latent_factor: int = 4
     latent_channels: int = 4
     ae_width: int = 16  # autoencoder channels: [w, 2w, 2w, ...], one level per halving
-    ae_crop: int = 0  # train the (convolutional) mask autoencoder on random crops of this side; 0 = whole masks
+    ae_crop: int = 0  # mask autoencoder trained on random crops of this side; 0 or ≥ image size: whole masks
     kl_weight: float = 1e-6
     wce_weight: float | None = None  # None: the dataset's paper default (data.wce_weight)
     adaptive_wce: bool = False  # w = background/foreground pixel ratio of the training set
@@ -86,8 +86,9 @@ class ModelConfig:
     prior: bool = False  # a supervised UNet (own stage, then frozen) whose probability map conditions the denoiser
     prior_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     prior_strength: float = 1.0  # sampling starts from the prior's mask latent noised to s·T; 1 = pure noise
+    prior_threshold: float = 0.5  # the prior's probability that makes its start mask
     x0_loss_weight: float = 0.0  # WCE + Dice on the decoded x̂0, weighted by ᾱ_t
-    truncate_timesteps: bool = False  # with a prior: train the denoiser only on t < prior_strength·T
+    truncate_timesteps: bool = False  # with a prior and prior_strength < 1: train only on t < prior_strength·T
 
     def __post_init__(self) -> None:
         _check(self.kind in MODEL_KINDS, "model.kind", f"'{self.kind}' is not one of {MODEL_KINDS}")
@@ -147,11 +148,7 @@ class ModelConfig:
             "is only used with model.prior=true (sampling starts from the prior's mask)",
         )
         _check(self.x0_loss_weight >= 0, "model.x0_loss_weight", f"{self.x0_loss_weight} must be ≥ 0")
-        _check(
-            not self.truncate_timesteps or (self.prior and self.prior_strength < 1.0),
-            "model.truncate_timesteps",
-            "needs model.prior=true and model.prior_strength < 1 (it trains on t < prior_strength·T)",
-        )
+        _check(0.0 < self.prior_threshold < 1.0, "model.prior_threshold", f"{self.prior_threshold} must be in (0, 1)")
 
     @property
     def ae_channels(self) -> list[int]:
@@ -239,9 +236,4 @@ class Config:
             "model.latent_factor",
             f"{f} gives a latent of {size / f:g} px for data.image_size={size}; "
             "the latent side must be a whole multiple of 4",
-        )
-        _check(
-            self.model.ae_crop <= size,
-            "model.ae_crop",
-            f"{self.model.ae_crop} is larger than data.image_size={size}",
         )

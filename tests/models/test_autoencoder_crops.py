@@ -35,7 +35,16 @@ def test_the_autoencoder_stage_trains_on_crops_of_the_asked_side():
     assert autoencoder.name == "autoencoder" and seen == [torch.Size([2, 1, 16, 16])]
 
 
-@pytest.mark.parametrize("crop, message", [(12, "multiple of 4·latent_factor"), (64, "larger than data.image_size")])
-def test_bad_crop_sides_name_the_key(crop, message):
-    with pytest.raises(ConfigError, match=message):
+@pytest.mark.parametrize("crop", [12, -16])
+def test_bad_crop_sides_name_the_key(crop):
+    with pytest.raises(ConfigError, match="model.ae_crop.*multiple of 4·latent_factor"):
         load_config([*TINY, f"model.ae_crop={crop}"])
+
+
+def test_a_crop_as_large_as_the_image_trains_on_whole_masks():
+    model = build_model(load_config([*TINY, "model.ae_crop=64"]))  # TINY images are 32 px
+    seen = []
+    codec_forward = model.codec.forward
+    model.codec.forward = lambda masks: seen.append(masks.shape) or codec_forward(masks)
+    model.stages(LOSSES)[0].loss(torch.randn(2, 1, 32, 32), (torch.rand(2, 1, 32, 32) > 0.7).float())
+    assert seen == [torch.Size([2, 1, 32, 32])]

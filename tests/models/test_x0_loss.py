@@ -40,7 +40,7 @@ def test_x0_loss_reaches_denoiser_and_encoder_never_the_frozen_decoder():
 
 
 def test_x0_loss_equals_a_hand_computation():
-    model = build_model(load_config([*TINY, "model.x0_loss_weight=0.5"]))
+    model = build_model(load_config([*TINY, "model.x0_loss_weight=0.5", "model.truncate_timesteps=false"]))
     model.stages(LOSSES)[-1].freeze()
     images, masks = torch.randn(2, 1, 32, 32), (torch.rand(2, 1, 32, 32) > 0.7).float()
     total = model.diffusion_loss(images, masks, torch.Generator().manual_seed(0), LOSSES.segmentation.per_image)
@@ -88,11 +88,9 @@ def test_truncated_training_draws_only_the_timesteps_sampling_visits():
         model.diffusion_loss(images, masks)
     drawn = torch.cat(seen)
     assert drawn.max() < 20 and drawn.min() >= 0 and len(drawn.unique()) > 5
-    assert build_model(load_config(overrides)).max_timestep is None  # off by default: all T
+    assert build_model(load_config([*overrides, "model.truncate_timesteps=false"])).max_timestep is None  # all T
 
 
-def test_truncation_without_a_prior_to_start_from_is_refused():
-    from platform.errors import ConfigError
-
-    with pytest.raises(ConfigError, match="model.truncate_timesteps"):
-        load_config([*TINY, "model.prior=false", "model.prior_strength=1.0", "model.truncate_timesteps=true"])
+def test_truncation_without_a_prior_to_start_from_trains_on_every_timestep():
+    config = load_config([*TINY, "model.prior=false", "model.prior_strength=1.0", "model.truncate_timesteps=true"])
+    assert build_model(config).max_timestep is None
