@@ -3,14 +3,15 @@
 LIDC-IDRI crops at 128 px (patient-level splits, 4 annotators) and PH2 at 128 px. Every model
 gets the same training wall-clock budget (--minutes, 2 threads): a 30-step calibration run
 measures each stage's seconds per step, and the budget is split over the stages by fixed shares
-(`SHARES`). Ablations (the default with one technique switched off) are evaluated on the
+(`SHARES`; nothing else may run meanwhile, or the calibration shrinks every step budget).
+Ablations (the default with one technique switched off) are evaluated on the
 validation split only (tuning); the UNet and the default on validation and test (reporting;
 nothing is chosen on test). Evaluation: 16 samples, 20 DDIM steps; ms per sampled mask at 10
 and 20 DDIM steps; the paired difference latent − UNet in Dice on non-empty slices, resampling
 patients. Usage (from the repository root, after `dvc repro`):
 
   python -m bench.quality [--minutes 5] [--quick] [--ablations]
-  python -m bench.quality --datasets lidc --variants ldm --shares 0.15,0.70,0.15 --splits val   (tuning)"""
+  python -m bench.quality --datasets lidc --variants ldm-before --shares 0.25,0.45,0.30 --splits val   (tuning)"""
 
 from __future__ import annotations
 

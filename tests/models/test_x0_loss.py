@@ -94,3 +94,13 @@ def test_truncated_training_draws_only_the_timesteps_sampling_visits():
 def test_truncation_without_a_prior_to_start_from_trains_on_every_timestep():
     config = load_config([*TINY, "model.prior=false", "model.prior_strength=1.0", "model.truncate_timesteps=true"])
     assert build_model(config).max_timestep is None
+
+
+@pytest.mark.parametrize("threshold, marked", [(0.3, True), (0.5, False)])
+def test_the_start_mask_is_the_prior_map_at_the_threshold(threshold, marked):
+    model = build_model(load_config([*TINY, f"model.prior_threshold={threshold}"]))
+    encoded = []
+    model.codec.encode = lambda masks: encoded.append(masks) or (masks[:, :, ::4, ::4].repeat(1, 4, 1, 1),) * 2
+    probs = torch.full((2, 1, 32, 32), 0.4)  # an under-confident prior: 0.4 everywhere
+    model.prior_latents(torch.randn(2, 1, 32, 32), probs)
+    assert torch.equal(encoded[0], torch.full_like(probs, float(marked)))

@@ -34,6 +34,9 @@ def test_group_and_key_overrides():
         (["model.ae_width=12"], "model.ae_width"),
         (["train.batch_size=0"], "train.batch_size"),
         (["train.device=tpu"], "train.device"),
+        (["train.lr_schedule=cosine"], "train.lr_schedule"),
+        (["model.prior_threshold=1.0"], "model.prior_threshold"),
+        (["model.ae_crop=20"], "model.ae_crop"),
     ],
 )
 def test_bad_config_names_the_key(overrides, names):
