@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import REPO, optuna_trials, write_spec
 
+SMOKE_BASE = ["model.denoiser_channels=[16,32]", "model.attention_levels=[false,true]", "model.prior_channels=[8,16]"]
+
 
 @pytest.mark.slow
 def test_a_trial_that_learns_nothing_is_pruned_on_validation_dice_and_repeats_are_averaged(tmp_path, study_env):
@@ -21,6 +23,8 @@ def test_a_trial_that_learns_nothing_is_pruned_on_validation_dice_and_repeats_ar
         repeats=2,
         search={"train.lr": {"type": "categorical", "choices": [0.002, 1.0e-9]}},
         reference={"train.lr": 0.002},
+        # 20-step stages: with poly decay the reference would learn as little as lr 1e-9 (nothing to prune)
+        base=[*SMOKE_BASE, "train.lr_schedule=constant"],
         budget={"ae_steps": 30, "prior_steps": 30, "diffusion_steps": 20},
         pruning={"kind": "asha", "every": 10, "images": 4, "steps": 3},
         seed=1,
