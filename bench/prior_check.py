@@ -15,16 +15,9 @@ from pathlib import Path
 from platform.build import load_trained
 from platform.config import load_run_config
 from platform.data.loader import PreparedSplit
-from platform.evaluation.ensembles import majority_vote
+from platform.metrics import dice, majority_vote
 
 import torch
-
-
-def dice(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per image N; empty vs empty is 1."""
-    overlap = (prediction * target).flatten(1).sum(1)
-    total = prediction.flatten(1).sum(1) + target.flatten(1).sum(1)
-    return torch.where(total > 0, 2 * overlap / total.clamp(min=1), torch.ones_like(total))
 
 
 @torch.no_grad()

@@ -34,21 +34,21 @@ RUNS = Path("runs/bench-quality")
 BASE = ["train.batch_size=16", "train.log_every=5", "train.eval_images=8", "train.threads=2"]
 ALL_T = ["model.truncate_timesteps=false"]
 # The prior's start-mask threshold chosen on LIDC validation (BENCHMARKS.md; the shipped default is 0.5)
-LIDC_THRESHOLD = ["model.prior_threshold=0.3"]
+LDM = ["model=medseglatdiff", "model.prior_threshold=0.3"]
 VARIANTS = {  # name → overrides on top of the shipped defaults
     "unet": ["model=unet"],
     "unet-w50": ["model=unet", "model.wce_weight=50"],
     "unet-constant-lr": ["model=unet", "train.lr_schedule=constant"],
-    "ldm": ["model=medseglatdiff", *LIDC_THRESHOLD],
-    "ldm-no-prior": ["model=medseglatdiff", *LIDC_THRESHOLD, "model.prior=false", "model.prior_strength=1.0", *ALL_T],
-    "ldm-from-noise": ["model=medseglatdiff", *LIDC_THRESHOLD, "model.prior_strength=1.0", *ALL_T],
+    "ldm": LDM,
+    "ldm-no-prior": [*LDM, "model.prior=false", "model.prior_strength=1.0", *ALL_T],
+    "ldm-from-noise": [*LDM, "model.prior_strength=1.0", *ALL_T],
     "ldm-threshold-0.5": ["model=medseglatdiff", "model.prior_threshold=0.5"],
-    "ldm-all-timesteps": ["model=medseglatdiff", *LIDC_THRESHOLD, *ALL_T],
-    "ldm-whole-masks": ["model=medseglatdiff", *LIDC_THRESHOLD, "model.ae_crop=0"],
-    "ldm-constant-lr": ["model=medseglatdiff", *LIDC_THRESHOLD, "train.lr_schedule=constant"],
-    "ldm-no-foreground": ["model=medseglatdiff", *LIDC_THRESHOLD, "train.foreground_share=0.0"],
-    "ldm-no-augment": ["model=medseglatdiff", *LIDC_THRESHOLD, "train.augment=false"],
-    "ldm-x0-loss": ["model=medseglatdiff", *LIDC_THRESHOLD, "model.x0_loss_weight=0.1"],
+    "ldm-all-timesteps": [*LDM, *ALL_T],
+    "ldm-whole-masks": [*LDM, "model.ae_crop=0"],
+    "ldm-constant-lr": [*LDM, "train.lr_schedule=constant"],
+    "ldm-no-foreground": [*LDM, "train.foreground_share=0.0"],
+    "ldm-no-augment": [*LDM, "train.augment=false"],
+    "ldm-x0-loss": [*LDM, "model.x0_loss_weight=0.1"],
     # The defaults before this last tuning round (BENCHMARKS.md), with --shares 0.25,0.45,0.30
     "ldm-before": [
         "model=medseglatdiff",

@@ -67,7 +67,8 @@ def autoencoder_loss(codec: nn.Module, masks: torch.Tensor, losses: StageLosses,
 
     crop > 0: on one random crop per mask. The codec is convolutional, so it learns the same
     shapes from a crop at a fraction of the cost of the whole mask."""
-    logits, mu, sigma = codec(masks := random_crops(masks, crop))
+    masks = random_crops(masks, crop)
+    logits, mu, sigma = codec(masks)
     return losses.segmentation(logits, masks) + losses.kl_weight * kl_divergence(mu, sigma)
 
 
