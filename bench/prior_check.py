@@ -2,9 +2,10 @@
 
 Prints `dice_nonempty` (Dice vs the majority vote on slices whose majority is not empty) on one
 split for: the prior's probability map thresholded at 0.5 / 0.4 / 0.3, the prior's mask at the
-run's `prior_threshold` passed through the mask autoencoder (the start of sampling), and the
-autoencoder's reconstruction of the consensus itself (the codec's ceiling). Compare with the
-sampled masks' `dice_nonempty` from `platform.evaluate`. Usage:
+run's start threshold (model.prior_threshold, or the one fitted on training images) passed
+through the mask autoencoder (the start of sampling), and the autoencoder's reconstruction of
+the consensus itself (the codec's ceiling). Compare with the sampled masks' `dice_nonempty` from
+`platform.evaluate`. Usage:
 
   python -m bench.prior_check runs/bench-quality/lidc-ldm [--split val]"""
 
@@ -42,8 +43,8 @@ def main() -> None:
 
     probs = batched(lambda x: torch.sigmoid(model.prior(x)), images)[:, 0]
     rows = {f"prior >= {t}": (probs >= t).float() for t in (0.5, 0.4, 0.3)}
-    rows[f"autoencoder(prior >= {model.prior_threshold})"] = batched(
-        through_codec, (probs >= model.prior_threshold).float()
+    rows[f"autoencoder(prior >= {model.start_threshold:.2f})"] = batched(
+        through_codec, (probs >= model.start_threshold).float()
     )
     rows["autoencoder(consensus)"] = batched(through_codec, consensus)
     scores = {name: float(dice(mask, consensus)[nonempty].mean()) for name, mask in rows.items()}

@@ -17,6 +17,7 @@ from models.denoiser import ConcatDenoiser, ImageEncoder
 from models.diffusion import ddim_sample, denoising_step, diffusion_loss
 from models.ensemble import Ensemble
 from models.stages import Stage, StageLosses
+from models.thresholds import best_threshold
 
 
 class ConditionedDenoiser(nn.Module):
@@ -43,8 +44,10 @@ class MedSegLatDiff(nn.Module):
     truncate_timesteps: with a prior and prior_strength s < 1, train only on t < s·T, the
     timesteps sampling visits, instead of spreading the budget over all T.
     ae_crop: side of the random mask crops the autoencoder stage trains on (0: whole masks).
-    prior_threshold: probability at which the prior's map becomes the start mask; a prior trained
-    briefly with WCE + Dice is under-confident on small lesions, so 0.5 can drop them."""
+    prior_threshold: probability at which the prior's map becomes the start mask; None: the one
+    fitted on training images at the end of the prior stage (`fitted_prior_threshold`, see
+    models/thresholds.py): a prior trained briefly is under-confident on small lesions, so 0.5
+    can drop them, while on large structures 0.3 marks too much."""
 
     def __init__(
         self,
@@ -63,7 +66,7 @@ class MedSegLatDiff(nn.Module):
         x0_loss_weight: float = 0.0,
         truncate_timesteps: bool = False,
         ae_crop: int = 0,
-        prior_threshold: float = 0.5,
+        prior_threshold: float | None = None,
     ) -> None:
         super().__init__()
         self.codec: MaskAutoencoder | PixelMaskCodec = codec
@@ -74,6 +77,8 @@ class MedSegLatDiff(nn.Module):
         self.sample_scheduler = sample_scheduler
         self.latent_scale: torch.Tensor
         self.register_buffer("latent_scale", torch.tensor(float(latent_scale)))
+        self.fitted_prior_threshold: torch.Tensor
+        self.register_buffer("fitted_prior_threshold", torch.tensor(0.5))
         self.p_uncond = p_uncond
         self.guidance_scale = guidance_scale
         self.prior = prior
@@ -132,10 +137,15 @@ class MedSegLatDiff(nn.Module):
             raise RuntimeError("this model was built without a prior")
         return torch.sigmoid(self.prior(images))
 
+    @property
+    def start_threshold(self) -> float:
+        """The prior probability that makes the start mask: prior_threshold, else the fitted one."""
+        return self.prior_threshold if self.prior_threshold is not None else float(self.fitted_prior_threshold)
+
     def prior_latents(self, images: torch.Tensor, prior_probs: torch.Tensor | None = None) -> torch.Tensor:
-        """Scaled latents B×c×h×w of the prior's mask (probability ≥ prior_threshold); needs a prior."""
+        """Scaled latents B×c×h×w of the prior's mask (probability ≥ start_threshold); needs a prior."""
         probs = self._prior_probs(images) if prior_probs is None else prior_probs
-        return self.codec.encode((probs >= self.prior_threshold).float())[0] * self.latent_scale
+        return self.codec.encode((probs >= self.start_threshold).float())[0] * self.latent_scale
 
     def image_reconstruction_loss(self, images: torch.Tensor) -> torch.Tensor:
         """MSE of the image autoencoder (image encoder → image decoder); needs `image_decoder`."""
@@ -184,7 +194,8 @@ class MedSegLatDiff(nn.Module):
                     ("prior_steps",),
                     prior.parameters,
                     lambda images, masks: losses.segmentation(prior(images), masks),
-                    owns=("prior.",),
+                    owns=("prior.", "fitted_prior_threshold"),
+                    after_stage=self._fit_prior_threshold,
                 )
             )
         frozen = (self.codec,) if self.prior is None else (self.codec, self.prior)
@@ -203,10 +214,20 @@ class MedSegLatDiff(nn.Module):
         )
         return stages
 
-    def _fit_latent_scale(self, masks: torch.Tensor) -> dict[str, float]:
-        scale = latent_scale_factor(self.codec.eval(), masks)
+    def _fit_latent_scale(self, images: torch.Tensor, annotations: torch.Tensor) -> dict[str, float]:
+        scale = latent_scale_factor(self.codec.eval(), annotations.reshape(-1, 1, *annotations.shape[-2:]))
         self.latent_scale.fill_(scale)
         return {"latent_scale": scale}
+
+    @torch.no_grad()
+    def _fit_prior_threshold(self, images: torch.Tensor, annotations: torch.Tensor) -> dict[str, float]:
+        if self.prior is None:
+            raise RuntimeError("this model was built without a prior")
+        self.prior.eval()
+        probs = torch.cat([self._prior_probs(images[i : i + 64]) for i in range(0, len(images), 64)])
+        threshold = best_threshold(probs, annotations)
+        self.fitted_prior_threshold.fill_(threshold)
+        return {"fitted_prior_threshold": threshold}
 
     @torch.no_grad()
     def sample(

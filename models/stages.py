@@ -34,8 +34,8 @@ class Stage:
     in eval mode) while it trains. owns: the state-dict key prefixes whose values this stage
     produces (what a finished stage stores for reuse by other runs). requires: stages that must be
     finished first. after_step: runs after every optimiser step (e.g. EMA). after_stage: given up
-    to 512 training masks, returns values learned once at the end (e.g. the latent scale), stored
-    in the checkpoint."""
+    to 512 training images N×C×H×W and all their annotations N×A×H×W, learns values once at the
+    end (the latent scale, the prior's threshold) into buffers the stage owns and returns them."""
 
     name: str
     part: str
@@ -46,7 +46,7 @@ class Stage:
     frozen: tuple[nn.Module, ...] = ()
     requires: tuple[str, ...] = ()
     after_step: Callable[[], None] | None = None
-    after_stage: Callable[[torch.Tensor], dict[str, float]] | None = None
+    after_stage: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None
 
     def freeze(self) -> None:
         for module in self.frozen:

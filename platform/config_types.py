@@ -86,7 +86,7 @@ class ModelConfig:
     prior: bool = False  # a supervised UNet (own stage, then frozen) whose probability map conditions the denoiser
     prior_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     prior_strength: float = 1.0  # sampling starts from the prior's mask latent noised to s·T; 1 = pure noise
-    prior_threshold: float = 0.5  # the prior's probability that makes its start mask
+    prior_threshold: float | None = None  # probability making the prior's start mask; None: fitted on training data
     x0_loss_weight: float = 0.0  # WCE + Dice on the decoded x̂0, weighted by ᾱ_t
     truncate_timesteps: bool = False  # with a prior and prior_strength < 1: train only on t < prior_strength·T
 
@@ -148,7 +148,11 @@ class ModelConfig:
             "is only used with model.prior=true (sampling starts from the prior's mask)",
         )
         _check(self.x0_loss_weight >= 0, "model.x0_loss_weight", f"{self.x0_loss_weight} must be ≥ 0")
-        _check(0.0 < self.prior_threshold < 1.0, "model.prior_threshold", f"{self.prior_threshold} must be in (0, 1)")
+        _check(
+            self.prior_threshold is None or 0.0 < self.prior_threshold < 1.0,
+            "model.prior_threshold",
+            f"{self.prior_threshold} must be in (0, 1), or null to fit it on the training images",
+        )
 
     @property
     def ae_channels(self) -> list[int]:

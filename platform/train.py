@@ -97,6 +97,7 @@ def run(config: Config, console: Console) -> dict:
         "train_seconds": time.perf_counter() - tic,
         "wce_weight": state["wce_weight"],
         "latent_scale": state["latent_scale"],
+        **state["fitted"].get("prior", {}),  # fitted_prior_threshold, with a prior
         **quick_validation(model, val, config),
     }
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2))

@@ -38,6 +38,7 @@ class RunState:
     metrics: list[dict] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)  # stages loaded from the stage store, not trained
     reused_s: float = 0.0  # the training time those stages took where they were trained
+    fitted: dict[str, dict[str, float]] = field(default_factory=dict)  # per stage: what its after_stage learned
 
 
 def choose_device(name: str) -> torch.device:
@@ -162,7 +163,7 @@ def _stage_entry(model: nn.Module, state: RunState, stage: Stage, run_name: str,
     return {
         "stage": stage.name,
         "weights": {k: v.detach().cpu() for k, v in model.state_dict().items() if k.startswith(stage.owns)},
-        "values": {"latent_scale": state.latent_scale} if stage.after_stage is not None else {},
+        "values": state.fitted.get(stage.name, {}),
         "metrics": [m for m in state.metrics if m["stage"] == stage.name],
         "train_s": train_s,
         "trained_by": run_name,
@@ -176,8 +177,7 @@ def _apply_entry(model: nn.Module, state: RunState, stage: Stage, entry: dict) -
         raise UsageError(f"stage store entry for {stage.name} holds foreign weights ({unexpected[0]})")
     device = next(iter(model.state_dict().values())).device
     model.load_state_dict({k: v.to(device) for k, v in entry["weights"].items()}, strict=False)
-    for name, value in entry["values"].items():
-        setattr(state, name, value)
+    _record_fitted(state, stage.name, entry["values"])
     state.metrics.extend(entry["metrics"])
     state.stages_done.append(stage.name)
     state.reused.append(stage.name)
@@ -265,12 +265,19 @@ def _train_stage(
                 progress(stage.name, step, steps, float(np.mean(window)), ips, checked)
             window, tic = [], time.perf_counter()
     if stage.after_stage is not None:
-        for key, value in stage.after_stage(train.all_masks()[:512].to(device)).items():
-            setattr(state, key, value)
+        images, masks = train.fitting_sample()
+        _record_fitted(state, stage.name, stage.after_stage(images.to(device), masks.to(device)))
     state.stages_done.append(stage.name)
     state.stage, state.step = "", 0
     if rank == 0:
         _save(run_dir, model, state, None)
+
+
+def _record_fitted(state: RunState, stage_name: str, values: dict[str, float]) -> None:
+    """Keep a stage's end-of-stage values; the latent scale is also a RunState field (build_model's input)."""
+    state.fitted[stage_name] = dict(values)
+    if "latent_scale" in values:
+        state.latent_scale = float(values["latent_scale"])
 
 
 def stage_lr(lr: float, schedule: str, step: int, steps: int) -> float:

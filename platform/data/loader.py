@@ -94,9 +94,14 @@ class PreparedSplit:
         marking = np.flatnonzero(self.masks[index].reshape(self.masks.shape[1], -1).any(-1))
         return int(rng.choice(marking))
 
-    def all_masks(self) -> torch.Tensor:
-        """Every annotator mask as N·A×1×S×S float (for statistics such as the latent scale)."""
-        return torch.from_numpy(np.asarray(self.masks, dtype=np.float32).reshape(-1, 1, *self.masks.shape[2:]))
+    def fitting_sample(self, size: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+        """Up to `size` evenly spaced images N×C×S×S and all their annotator masks N×A×S×S (float):
+        what a stage fits its end-of-stage values on (the latent scale, the prior's threshold).
+        Evenly spaced, not the first ones, so every patient of a patient-ordered split is seen."""
+        index = np.unique(np.linspace(0, len(self) - 1, min(size, len(self))).round().astype(np.int64))
+        images = np.ascontiguousarray(self.images[index], dtype=np.float32)
+        masks = np.ascontiguousarray(self.masks[index], dtype=np.float32)
+        return torch.from_numpy(images), torch.from_numpy(masks)
 
 
 def dataset_stats(dataset_dir: Path) -> dict:

@@ -52,7 +52,7 @@ def test_diffusion_stage_freezes_the_codec_trains_the_net_and_updates_ema():
 
 def test_autoencoder_stage_learns_the_latent_scale_at_its_end():
     model, (autoencoder, *_) = _stages()
-    learned = autoencoder.after_stage((torch.rand(8, 1, 32, 32) > 0.7).float())
+    learned = autoencoder.after_stage(torch.randn(8, 1, 32, 32), (torch.rand(8, 4, 32, 32) > 0.7).float())
     assert set(learned) == {"latent_scale"} and learned["latent_scale"] > 0
     assert model.latent_scale.item() == pytest.approx(learned["latent_scale"], rel=1e-6)
 
@@ -71,3 +71,18 @@ def test_conditioning_shorthand_and_split_keys_agree():
     assert not plain.guidance and plain.mode == "concat"
     with pytest.raises(ConfigError, match="model.guidance"):
         load_config(["model.conditioning=concat", "model.guidance=true"])
+
+
+def test_prior_stage_fits_the_start_threshold_into_a_buffer_it_owns():
+    model, (_, prior, _) = _stages()
+    assert "fitted_prior_threshold".startswith(prior.owns) and model.start_threshold == 0.5  # before fitting
+    model.prior.forward = lambda images: torch.logit(torch.full_like(images[:, :1], 0.3))  # under-confident
+    annotations = torch.zeros(4, 4, 32, 32)
+    annotations[:, :3, 8:16, 8:16] = 1  # three of four annotators mark the same square
+    learned = prior.after_stage(torch.randn(4, 1, 32, 32), annotations)
+    assert learned == {"fitted_prior_threshold": pytest.approx(0.3)}
+    assert model.fitted_prior_threshold.item() == pytest.approx(0.3) and "fitted_prior_threshold" in model.state_dict()
+    assert model.start_threshold == pytest.approx(0.3)
+    fixed, _ = _stages("model.prior_threshold=0.5")
+    fixed.fitted_prior_threshold.fill_(0.3)
+    assert fixed.start_threshold == 0.5  # a configured threshold overrides the fitted one

@@ -46,3 +46,12 @@ def test_augmentation_keeps_image_and_mask_aligned():
         assert np.array_equal(out_image[0, 0] > 2.0, out_mask[0, 0] > 0)  # jitter ≤ 10 %: still above 2
         seen.add(out_mask.tobytes())
     assert len(seen) == 8  # the 8 distinct flips and rotations of an asymmetric shape all occur
+
+
+def test_fitting_sample_spreads_over_the_whole_split_with_every_annotator():
+    split = _split(marked=4, total=40)
+    images, masks = split.fitting_sample(10)
+    assert images.shape == (10, 1, 8, 8) and masks.shape == (10, 2, 8, 8) and masks.dtype == images.dtype
+    assert np.array_equal(images[0].numpy(), split.images[0]) and np.array_equal(images[-1].numpy(), split.images[-1])
+    assert masks[0, 1].sum() == 4 and masks[0, 0].sum() == 0  # both annotators of the first image
+    assert split.fitting_sample(512)[0].shape[0] == 40  # a small split: all of it
