@@ -112,10 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def body(console: Console) -> int:
-        summary = run(load_config(args.overrides), console)
+        config = load_config(args.overrides)
+        summary = run(config, console)
+        fitted = summary.get("fitted_prior_threshold") if config.model.prior_threshold is None else None
         console.print(
-            f"val Dice {summary['val_dice']:.3f} · IoU {summary['val_iou']:.3f} "
-            f"({summary['val_images']} images) · {summary['train_seconds']:.0f} s · {summary['run_dir']}"
+            f"val Dice {summary['val_dice']:.3f} · IoU {summary['val_iou']:.3f} ({summary['val_images']} images)"
+            + (f" · prior threshold {fitted:.2f} (fitted)" if fitted is not None else "")
+            + f" · {summary['train_seconds']:.0f} s · {summary['run_dir']}"
         )
         return 0
 
