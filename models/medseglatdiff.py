@@ -45,9 +45,10 @@ class MedSegLatDiff(nn.Module):
     timesteps sampling visits, instead of spreading the budget over all T.
     ae_crop: side of the random mask crops the autoencoder stage trains on (0: whole masks).
     prior_threshold: probability at which the prior's map becomes the start mask; None: the one
-    fitted on training images at the end of the prior stage (`fitted_prior_threshold`, see
-    models/thresholds.py): a prior trained briefly is under-confident on small lesions, so 0.5
-    can drop them, while on large structures 0.3 marks too much."""
+    fitted at the end of the prior stage (`fitted_prior_threshold`, models/thresholds.py) on
+    held-out images, or training images when the loop has none: a prior trained briefly is
+    under-confident on small lesions, so 0.5 can drop them, while on large structures 0.3 marks
+    too much."""
 
     def __init__(
         self,
@@ -140,7 +141,8 @@ class MedSegLatDiff(nn.Module):
     @property
     def start_threshold(self) -> float:
         """The prior probability that makes the start mask: prior_threshold, else the fitted one."""
-        return self.prior_threshold if self.prior_threshold is not None else float(self.fitted_prior_threshold)
+        fitted = round(float(self.fitted_prior_threshold), 6)  # a float32 buffer: 0.85 reads 0.8500000238
+        return self.prior_threshold if self.prior_threshold is not None else fitted
 
     def prior_latents(self, images: torch.Tensor, prior_probs: torch.Tensor | None = None) -> torch.Tensor:
         """Scaled latents B×c×h×w of the prior's mask (probability ≥ start_threshold); needs a prior."""
@@ -196,6 +198,7 @@ class MedSegLatDiff(nn.Module):
                     lambda images, masks: losses.segmentation(prior(images), masks),
                     owns=("prior.", "fitted_prior_threshold"),
                     after_stage=self._fit_prior_threshold,
+                    fits_on="held_out",
                 )
             )
         frozen = (self.codec,) if self.prior is None else (self.codec, self.prior)

@@ -35,7 +35,9 @@ class Stage:
     produces (what a finished stage stores for reuse by other runs). requires: stages that must be
     finished first. after_step: runs after every optimiser step (e.g. EMA). after_stage: given up
     to 512 training images N×C×H×W and all their annotations N×A×H×W, learns values once at the
-    end (the latent scale, the prior's threshold) into buffers the stage owns and returns them."""
+    end (the latent scale, the prior's threshold) into buffers the stage owns and returns them.
+    fits_on: "train", or "held_out" to fit after_stage on the caller's held-out split when it gives
+    one (a threshold chosen on the images a network was just fitted to is biased by that fit)."""
 
     name: str
     part: str
@@ -47,6 +49,7 @@ class Stage:
     requires: tuple[str, ...] = ()
     after_step: Callable[[], None] | None = None
     after_stage: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None
+    fits_on: str = "train"
 
     def freeze(self) -> None:
         for module in self.frozen:

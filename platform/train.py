@@ -86,7 +86,7 @@ def run(config: Config, console: Console) -> dict:
                 tasks[stage] = bar.add_task(stage, total=total, loss=float("nan"), ips=0.0)
             bar.update(tasks[stage], completed=step, loss=loss, ips=ips)
 
-        model = fit(config, train, run_dir, on_step)
+        model = fit(config, train, run_dir, on_step, held_out=val)  # the prior's threshold is chosen on val
     from platform.checkpoint import load_checkpoint  # metrics live in the checkpoint's state
 
     state = load_checkpoint(run_dir / "checkpoint.pt")["state"]

@@ -64,6 +64,7 @@ def fit(
     rank: int = 0,
     world_size: int = 1,
     validation: Callable[[nn.Module], float] | None = None,
+    held_out: PreparedSplit | None = None,
 ) -> nn.Module:
     """Train the model's stages (`model.stages`, those `train.stage` selects), resuming from `run_dir`.
 
@@ -77,7 +78,9 @@ def fit(
     With `train.stage_store` set, a stage whose inputs (`stage_key`) match a finished entry of
     that store is loaded instead of trained, and a stage trained here is added to it.
     `validation` (e.g. QuickValidation), with `train.val_every` > 0, scores the model every that
-    many steps of the last stage: `val_dice_nonempty` and `val_round` in the metrics and progress."""
+    many steps of the last stage: `val_dice_nonempty` and `val_round` in the metrics and progress.
+    `held_out` (the validation split, say): what stages with fits_on="held_out" fit their
+    end-of-stage values on (the prior's start-mask threshold); without it, the training split."""
     torch.manual_seed(config.train.seed)
     device = choose_device(config.train.device)
     state, model, optimizer_state = _restore(config, run_dir)
@@ -87,7 +90,7 @@ def fit(
     losses = StageLosses(SegmentationLoss(state.wce_weight, config.model.dice_weight), config.model.kl_weight)
     stages = model.stages(losses)  # type: ignore[operator]
     store = StageStore(Path(config.train.stage_store)) if config.train.stage_store else None
-    keys = _stage_keys(config, stages, state.wce_weight, train) if store else {}
+    keys = _stage_keys(config, stages, state.wce_weight, train, held_out) if store else {}
     for stage in selected_stages(stages, config.train.stage):
         if stage.name in state.stages_done:
             continue
@@ -102,9 +105,11 @@ def fit(
 
         def train_here(stage: Stage = stage, steps: int = steps, resume: dict | None = resume) -> None:
             check = validation if stage is stages[-1] and config.train.val_every > 0 else None
+            fitting = held_out if stage.fits_on == "held_out" and held_out is not None else train
             _train_stage(
                 config, model, train, stage, steps, state, resume, run_dir, device, progress, rank, world_size, check
             )
+            _finish_stage(run_dir, model, state, stage, fitting, device, rank)
 
         if store is None:
             train_here()
@@ -113,12 +118,16 @@ def fit(
     return model.eval()
 
 
-def _stage_keys(config: Config, stages: list[Stage], wce_weight: float, train: PreparedSplit) -> dict[str, str]:
+def _stage_keys(
+    config: Config, stages: list[Stage], wce_weight: float, train: PreparedSplit, held_out: PreparedSplit | None
+) -> dict[str, str]:
     """Each stage's content address: its inputs, the prepared data, the code, its upstream keys."""
     shared = {"data": train.identity(), "code": code_version()}
     keys: dict[str, str] = {}
     for stage in stages:
         inputs = {**stage_inputs(config, stage.name, stage.budget, wce_weight), **shared}
+        if stage.fits_on == "held_out" and held_out is not None:
+            inputs["fitted_on"] = held_out.identity()
         keys[stage.name] = stage_key(stage.name, inputs, [keys[r] for r in stage.requires])
     return keys
 
@@ -264,8 +273,20 @@ def _train_stage(
             if progress:
                 progress(stage.name, step, steps, float(np.mean(window)), ips, checked)
             window, tic = [], time.perf_counter()
+
+
+def _finish_stage(
+    run_dir: Path,
+    model: nn.Module,
+    state: RunState,
+    stage: Stage,
+    fitting: PreparedSplit,
+    device: torch.device,
+    rank: int,
+) -> None:
+    """Learn the stage's end-of-stage values (the latent scale, the prior's threshold) on `fitting`; mark it done."""
     if stage.after_stage is not None:
-        images, masks = train.fitting_sample()
+        images, masks = fitting.fitting_sample()
         _record_fitted(state, stage.name, stage.after_stage(images.to(device), masks.to(device)))
     state.stages_done.append(stage.name)
     state.stage, state.step = "", 0

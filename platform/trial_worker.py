@@ -40,15 +40,15 @@ def train_worker(loop_config: dict[str, Any]) -> None:
     def report(stage: str, step: int, total: int, loss: float, ips: float, checked: dict[str, float]) -> None:
         ray.train.report({"stage": stage, "step": step, "loss": loss, "images_per_s": ips, "node_id": node, **checked})
 
+    val = PreparedSplit.open(Path(config.train.prepared_dir) / config.data.name, "val")
     validation = None
     if config.train.val_every > 0 and rank == 0:  # only rank 0's reports reach Tune
         from platform.evaluation.quick import QuickValidation
 
-        val = PreparedSplit.open(Path(config.train.prepared_dir) / config.data.name, "val")
         validation = QuickValidation(val, config.train.val_images, config.train.val_steps, config.train.seed)
     try:
         world_size = world if world > 1 and dist.is_initialized() else 1
-        fit(config, train, run_dir, report, rank, world_size, validation)
+        fit(config, train, run_dir, report, rank, world_size, validation, held_out=val)
     except FloatingPointError as exc:  # deterministic: restarting the workers would fail the same way
         outcome.write_text(json.dumps({"node_id": node, "pid": os.getpid(), "failure": str(exc)}))
 

@@ -7,12 +7,16 @@ from platform.checkpoint import load_checkpoint, save_checkpoint
 from platform.data.loader import PreparedSplit
 from platform.errors import UsageError
 from platform.train import run
-from platform.training import fit
+from platform.training import _stage_keys, fit
 
 import polars as pl
 import pytest
 import torch
 
+from models.losses import SegmentationLoss
+from models.medseglatdiff import MedSegLatDiff
+from models.stages import StageLosses
+from models.thresholds import best_threshold
 from tests.conftest import REPO
 
 
@@ -144,3 +148,32 @@ def test_poly_schedule_is_used_by_the_optimiser(tiny, monkeypatch):
         tiny("model=unet", "train.ae_steps=0", "train.diffusion_steps=6", "train.lr_schedule=poly"), Console(quiet=True)
     )
     assert rates == [training.stage_lr(0.002, "poly", s, 6) for s in range(1, 7)] and rates[-1] < rates[0] / 4
+
+
+def _prior_threshold_on(model, split) -> float:
+    images, masks = split.fitting_sample()
+    with torch.no_grad():
+        return best_threshold(torch.sigmoid(model.prior(images)), masks)
+
+
+def test_the_prior_threshold_is_fitted_on_the_held_out_split_when_one_is_given(tiny, tmp_path, monkeypatch):
+    config = tiny()
+    prepared = tmp_path / "prepared" / "synthetic"
+    train, val = PreparedSplit.open(prepared, "train"), PreparedSplit.open(prepared, "val")
+    model = fit(config, train, tmp_path / "held-out", held_out=val)
+    fitted = load_checkpoint(tmp_path / "held-out" / "checkpoint.pt")["state"]["fitted"]["prior"]
+    assert fitted["fitted_prior_threshold"] == _prior_threshold_on(model, val) == model.start_threshold
+    seen = []  # which images each run's prior stage fitted on
+    original = MedSegLatDiff._fit_prior_threshold
+    monkeypatch.setattr(
+        MedSegLatDiff,
+        "_fit_prior_threshold",
+        lambda self, images, masks: seen.append(images) or original(self, images, masks),
+    )
+    alone = fit(config, train, tmp_path / "train-only")
+    again = fit(config, train, tmp_path / "held-out-again", held_out=val)
+    assert torch.equal(seen[0], train.fitting_sample()[0]) and torch.equal(seen[1], val.fitting_sample()[0])
+    assert alone.start_threshold == _prior_threshold_on(alone, train) and again.start_threshold == model.start_threshold
+    stages = model.stages(StageLosses(SegmentationLoss(5.0, 1.0)))
+    with_val, without = _stage_keys(config, stages, 5.0, train, val), _stage_keys(config, stages, 5.0, train, None)
+    assert with_val["autoencoder"] == without["autoencoder"] and with_val["prior"] != without["prior"]

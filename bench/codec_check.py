@@ -1,0 +1,61 @@
+"""The mask autoencoder alone: how much of the validation consensus survives its latent.
+
+Trains only the autoencoder stage (`train.stage=autoencoder`, 2 threads, batch 16) with the given
+Hydra overrides on top of `data=lidc model=medseglatdiff`, then encodes and decodes the consensus
+(majority vote) of every validation slice: Dice on the non-empty ones, also split at their median
+lesion area (`platform.evaluation.reconstruction`). This is the ceiling of the latent model's
+`dice_nonempty`; a minute per 240 steps on LIDC, so step budgets and crops are cheap to compare.
+Nothing else may run meanwhile (the seconds are part of the answer). Usage:
+
+  python -m bench.codec_check train.ae_steps=480 [model.ae_crop=32] [train.seed=1]"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from pathlib import Path
+from platform.config import load_config
+from platform.data.loader import PreparedSplit
+from platform.evaluation.reconstruction import reconstruction_by_size
+from platform.metrics import dice, majority_vote
+from platform.training import fit
+
+import torch
+
+RUNS = Path("runs/bench-codec")
+
+
+@torch.no_grad()
+def ceiling(codec: torch.nn.Module, split: PreparedSplit) -> float:
+    consensus = majority_vote(torch.from_numpy(split.masks.copy()).float()).float()
+    nonempty = consensus.flatten(1).sum(1) > 0
+    decoded = [codec.decode(codec.encode(consensus[i : i + 32])[0]) for i in range(0, len(consensus), 32)]
+    reconstruction = (torch.sigmoid(torch.cat(decoded)) >= 0.5).float()
+    return float(dice(reconstruction[:, 0], consensus[:, 0])[nonempty].mean())
+
+
+def main(overrides: list[str]) -> None:
+    torch.set_num_threads(2)
+    name = "-".join(o.split(".")[-1] for o in overrides) or "default"
+    base = ["data=lidc", "model=medseglatdiff", "train.batch_size=16", "train.threads=2", "train.stage=autoencoder"]
+    config = load_config([*base, *overrides, f"train.runs_dir={RUNS}", f"train.run_name={name}"])
+    shutil.rmtree(RUNS / name, ignore_errors=True)
+    prepared = Path(config.train.prepared_dir) / config.data.name
+    tic = time.perf_counter()
+    model = fit(config, PreparedSplit.open(prepared, "train"), RUNS / name)
+    seconds = time.perf_counter() - tic
+    val = PreparedSplit.open(prepared, "val")
+    by_size = reconstruction_by_size(model.codec, val, limit=len(val))
+    nonempty = ceiling(model.codec.eval(), val)
+    print(f"{name}: {config.train.ae_steps} steps in {seconds:.0f} s; validation consensus through the autoencoder:")
+    small, large = by_size["ae_dice_small"], by_size["ae_dice_large"]
+    print(f"  dice_nonempty {nonempty:.3f} · small lesions {small:.3f} · large {large:.3f}")
+    print(
+        f"RESULT ae_steps={config.train.ae_steps} train_s={seconds:.0f} codec_dice_nonempty={nonempty:.4f} "
+        f"ae_dice_small={small:.4f} ae_dice_large={large:.4f}"
+    )
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
