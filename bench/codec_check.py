@@ -37,7 +37,7 @@ def ceiling(codec: torch.nn.Module, split: PreparedSplit) -> float:
 
 def main(overrides: list[str]) -> None:
     torch.set_num_threads(2)
-    name = "-".join(o.split(".")[-1] for o in overrides) or "default"
+    name = "-".join(o.split(".")[-1].replace("=", "") for o in overrides) or "default"  # a Hydra-safe run name
     base = ["data=lidc", "model=medseglatdiff", "train.batch_size=16", "train.threads=2", "train.stage=autoencoder"]
     config = load_config([*base, *overrides, f"train.runs_dir={RUNS}", f"train.run_name={name}"])
     shutil.rmtree(RUNS / name, ignore_errors=True)
