@@ -105,17 +105,21 @@ def fit(
 
         def train_here(stage: Stage = stage, steps: int = steps, resume: dict | None = resume) -> None:
             check = validation if stage is stages[-1] and config.train.val_every > 0 else None
-            fitting = held_out if stage.fits_on == "held_out" and held_out is not None else train
             _train_stage(
                 config, model, train, stage, steps, state, resume, run_dir, device, progress, rank, world_size, check
             )
-            _finish_stage(run_dir, model, state, stage, fitting, device, rank)
+            _finish_stage(run_dir, model, state, stage, _fitting_split(stage, train, held_out), device, rank)
 
         if store is None:
             train_here()
         else:
             _obtain_stage(store, keys[stage.name], stage, model, state, train_here, run_dir, rank, world_size)
     return model.eval()
+
+
+def _fitting_split(stage: Stage, train: PreparedSplit, held_out: PreparedSplit | None) -> PreparedSplit:
+    """Where `stage` fits its end-of-stage values: the held-out split if it asks for one and has one."""
+    return held_out if stage.fits_on == "held_out" and held_out is not None else train
 
 
 def _stage_keys(
@@ -126,8 +130,9 @@ def _stage_keys(
     keys: dict[str, str] = {}
     for stage in stages:
         inputs = {**stage_inputs(config, stage.name, stage.budget, wce_weight), **shared}
-        if stage.fits_on == "held_out" and held_out is not None:
-            inputs["fitted_on"] = held_out.identity()
+        fitting = _fitting_split(stage, train, held_out)
+        if fitting is not train:
+            inputs["fitted_on"] = fitting.identity()
         keys[stage.name] = stage_key(stage.name, inputs, [keys[r] for r in stage.requires])
     return keys
 
