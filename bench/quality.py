@@ -2,8 +2,9 @@
 
 LIDC-IDRI crops at 128 px (patient-level splits, 4 annotators) and PH2 at 128 px. Every model
 gets the same training wall-clock budget (--minutes, 2 threads): a 30-step calibration run
-measures each stage's seconds per step, and the budget is split over the stages by fixed shares
-(`SHARES`; nothing else may run meanwhile, or the calibration shrinks every step budget).
+measures each stage's wall seconds per step and the run's fixed seconds (fitting, the final quick
+validation), and what is left is split over the stages by fixed shares (`SHARES`; nothing else may
+run meanwhile, or the calibration shrinks every step budget).
 Ablations (the default with one technique switched off) are evaluated on the
 validation split only (tuning); the UNet and the default on validation and test (reporting;
 nothing is chosen on test). Evaluation: 16 samples, 20 DDIM steps; ms per sampled mask at 10
@@ -57,6 +58,21 @@ VARIANTS = {  # name → overrides on top of the shipped defaults
         *ALL_T,
     ],
 }
+# The default with one technique switched off at a time, and the UNet as the bar (`--ablations`).
+# unet-w50 and unet-constant-lr were measured once (BENCHMARKS.md); ldm-x0-loss is an option, not
+# part of the default; ldm-threshold-0.5 needs no training of its own (`bench.prior_check` scores
+# the default's prior at fixed thresholds).
+ABLATIONS = [
+    "unet",
+    "ldm",
+    "ldm-no-prior",
+    "ldm-from-noise",
+    "ldm-all-timesteps",
+    "ldm-whole-masks",
+    "ldm-constant-lr",
+    "ldm-no-foreground",
+    "ldm-no-augment",
+]
 # Share of the wall-clock budget per stage (each stage's step key gets share·budget / s_per_step).
 SHARES = {
     "unet": {"diffusion_steps": 1.0},
@@ -72,18 +88,25 @@ STAGE_KEY = {
 REPORT = ("dice_nonempty", "dice", "iou", "ged", "hm_iou", "ece", "ece_border", "brier", "brier_soft")
 
 
-def seconds_per_step(dataset: str, overrides: list[str], console: Console) -> dict[str, float]:
-    """A 30-steps-per-stage run: seconds per optimiser step of each stage's step key (steps 11-30)."""
+def seconds_per_step(dataset: str, overrides: list[str], console: Console) -> tuple[dict[str, float], float]:
+    """A 30-steps-per-stage run: wall seconds per step of each stage's step key, and the fixed seconds.
+
+    Per step: the wall time between the logged steps 10 and 30, checkpoint writes, batch drawing and
+    augmentation included (images_per_s leaves the writes out, and the first benchmark gave the
+    UNet 733 s of a 600 s budget). Fixed: what the run spends outside its steps (fitting the
+    latent scale and the threshold, the final quick validation), the probe's total minus its steps."""
     probe = ["train.ae_steps=30", "train.prior_steps=30", "train.diffusion_steps=30"]
     config = load_config(
         [f"data={dataset}", *BASE, *overrides, *probe, f"train.runs_dir={RUNS}", "train.run_name=probe"]
     )
     shutil.rmtree(RUNS / "probe", ignore_errors=True)
-    train_run(config, Console(quiet=True))
-    curves = pl.read_parquet(RUNS / "probe" / "metrics.parquet").filter(pl.col("step") > 10)  # after warm-up
-    return {
-        STAGE_KEY[s]: 16 / float(ips) for s, ips in curves.group_by("stage").agg(pl.col("images_per_s").mean()).rows()
-    }
+    stamps: dict[tuple[str, int], float] = {}
+    summary = train_run(
+        config, Console(quiet=True), lambda stage, step: stamps.setdefault((stage, step), time.perf_counter())
+    )
+    per_step = {STAGE_KEY[stage]: (stamps[stage, 30] - stamps[stage, 10]) / 20 for stage, step in stamps if step == 30}
+    fixed = max(0.0, summary["train_seconds"] - 30 * sum(per_step.values()))
+    return per_step, fixed
 
 
 def budget_steps(seconds: float, per_step: dict[str, float], shares: dict[str, float]) -> list[str]:
@@ -96,14 +119,18 @@ def train_variant(dataset: str, name: str, seconds: float, console: Console, suf
     overrides = VARIANTS[name]
     model = load_config([f"data={dataset}", *overrides]).model
     shares = SHARES["unet" if model.kind == "unet" else "prior" if model.prior else "no-prior"]
-    steps = budget_steps(seconds, seconds_per_step(dataset, overrides, console), shares)
+    per_step, fixed = seconds_per_step(dataset, overrides, console)
+    steps = budget_steps(seconds - fixed, per_step, shares)
     run_name = f"{dataset}-{name}{suffix}"
     shutil.rmtree(RUNS / run_name, ignore_errors=True)
     config = load_config(
         [f"data={dataset}", *BASE, *overrides, *steps, f"train.runs_dir={RUNS}", f"train.run_name={run_name}"]
     )
     summary = train_run(config, console)
-    console.print(f"{run_name}: {' '.join(steps)} · trained {summary['train_seconds']:.0f} s")
+    console.print(
+        f"{run_name}: {' '.join(steps)} · fixed {fixed:.0f} s · "
+        f"trained {summary['train_seconds']:.0f} s of {seconds:.0f}"
+    )
     return Path(summary["run_dir"]), {
         "train_s": summary["train_seconds"],
         "steps": " ".join(s.split(".")[1] for s in steps),
@@ -138,6 +165,26 @@ def patient_difference(run_a: Path, run_b: Path, split: str) -> dict:
     return {k: row[k] for k in ("difference", "ci_low", "ci_high", "wilcoxon_p", "pairs")}
 
 
+def print_partial(rows: list[dict], suffix: str) -> None:
+    """Each model's change against the default `ldm` of the same dataset and split, and a RESULT line."""
+    table = pl.DataFrame(rows).select("dataset", "model", "split", "dice_nonempty", "dice", "ged", "ece")
+    reference = table.filter(pl.col("model") == "ldm" + suffix).select(
+        "dataset", "split", pl.col("dice_nonempty").alias("ldm_dice_nonempty")
+    )
+    if not reference.is_empty():
+        delta = table.join(reference, on=["dataset", "split"]).with_columns(
+            (pl.col("dice_nonempty") - pl.col("ldm_dice_nonempty")).alias("vs_ldm")
+        )
+        with pl.Config(tbl_rows=40, float_precision=4):
+            print(delta.drop("ldm_dice_nonempty"))
+    values = " ".join(
+        f"{r['dataset']}_{r['split']}_{r['model'].replace('-', '_').replace('.', '')}"
+        f"_dice_nonempty={r['dice_nonempty']:.4f}"
+        for r in table.iter_rows(named=True)
+    )
+    print(f"RESULT {values}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0, help="training wall-clock budget per model")
@@ -159,8 +206,7 @@ def main() -> None:
     console = Console()
     rows, runs = [], {}
     # unet-w50 (the paper's weight on the baseline) was measured once; `--ablations` is about the default.
-    ablations = ["unet", "unet-constant-lr", *(n for n in VARIANTS if n.startswith("ldm") and n != "ldm-before")]
-    default = ablations if args.ablations else ["unet", "ldm"]
+    default = ABLATIONS if args.ablations else ["unet", "ldm"]
     names = args.variants.split(",") if args.variants else default
     for dataset in args.datasets.split(","):
         for name in names if dataset == "lidc" or args.variants else ["unet", "ldm"]:
@@ -181,7 +227,8 @@ def main() -> None:
         print(table)
     pl.DataFrame(rows).write_parquet(RUNS / f"quality{suffix}.parquet")
     if not {("lidc", "unet"), ("lidc", "ldm"), ("ph2", "unet"), ("ph2", "ldm")} <= set(runs):
-        return  # a partial run (--datasets/--variants): the table is the result
+        print_partial(rows, suffix)  # a partial run (--datasets/--variants/--ablations)
+        return
     speed = {steps: ms_per_mask(runs["lidc", "ldm"], "lidc", steps) for steps in (10, 20)}
     difference = patient_difference(runs["lidc", "unet"], runs["lidc", "ldm"], "test")
     print(f"ldm ms per mask: {speed[10]:.1f} (10 DDIM steps), {speed[20]:.1f} (20 steps)")

@@ -12,6 +12,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from platform.atomic import write_text
 from platform.cli import run_command
@@ -52,7 +53,11 @@ def quick_validation(model: torch.nn.Module, val: PreparedSplit, config: Config)
     }
 
 
-def run(config: Config, console: Console) -> dict:
+def run(config: Config, console: Console, on_logged: Callable[[str, int], None] | None = None) -> dict:
+    """Train, write metrics.parquet and summary.json, print the summary; returns the summary.
+
+    `on_logged(stage, step)` runs after each logged step's checkpoint is written (bench.quality
+    times steps with it)."""
     t = config.train
     torch.set_num_threads(t.threads)
     dataset_dir = Path(t.prepared_dir) / config.data.name
@@ -85,6 +90,8 @@ def run(config: Config, console: Console) -> dict:
             if stage not in tasks:
                 tasks[stage] = bar.add_task(stage, total=total, loss=float("nan"), ips=0.0)
             bar.update(tasks[stage], completed=step, loss=loss, ips=ips)
+            if on_logged is not None:
+                on_logged(stage, step)
 
         model = fit(config, train, run_dir, on_step, held_out=val)  # the prior's threshold is chosen on val
     from platform.checkpoint import load_checkpoint  # metrics live in the checkpoint's state
