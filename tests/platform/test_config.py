@@ -42,3 +42,23 @@ def test_group_and_key_overrides():
 def test_bad_config_names_the_key(overrides, names):
     with pytest.raises(ConfigError, match=names.replace(".", r"\.")):
         load_config(overrides)
+
+
+def test_budget_files_give_each_dataset_and_model_its_ten_minute_steps():
+    ldm, unet = load_config().train, load_config(["model=unet"]).train
+    assert (ldm.ae_steps, ldm.prior_steps, ldm.diffusion_steps) == (240, 2000, 160)  # conf/budget/lidc_medseglatdiff
+    assert unet.diffusion_steps == 2800  # the segmenter's steps, conf/budget/lidc_unet
+    assert load_config(["model=unet", "train.diffusion_steps=7"]).train.diffusion_steps == 7  # the command line wins
+    plain = load_config(["data=synthetic"]).train  # no budget file: train/default.yaml
+    assert (plain.ae_steps, plain.prior_steps, plain.diffusion_steps) == (300, 600, 600)
+
+
+def test_every_budget_file_names_a_dataset_and_a_model():
+    """A misspelt budget file would silently never apply (the defaults entry is optional)."""
+    from platform.config import CONF_DIR
+
+    data = {p.stem for p in (CONF_DIR / "data").glob("*.yaml")}
+    models = {p.stem for p in (CONF_DIR / "model").glob("*.yaml")}
+    pairs = {f"{d}_{m}" for d in data for m in models}
+    files = {p.stem for p in (CONF_DIR / "budget").glob("*.yaml")}
+    assert files and files <= pairs, sorted(files - pairs)
