@@ -48,7 +48,11 @@ class MedSegLatDiff(nn.Module):
     fitted at the end of the prior stage (`fitted_prior_threshold`, models/thresholds.py) on
     held-out images, or training images when the loop has none: a prior trained briefly is
     under-confident on small lesions, so 0.5 can drop them, while on large structures 0.3 marks
-    too much."""
+    too much.
+    prior_threshold_spread: s > 0 gives each of K samples its own start mask, thresholded at
+    start_threshold·e^(s·q_k) with q_k evenly spaced in [-1, 1] (clipped to [0.01, 0.99]): the
+    samples then span what the prior is unsure of (a faint nodule is in some samples, not all),
+    where one start mask makes them near copies; the middle sample keeps start_threshold."""
 
     def __init__(
         self,
@@ -68,6 +72,7 @@ class MedSegLatDiff(nn.Module):
         truncate_timesteps: bool = False,
         ae_crop: int = 0,
         prior_threshold: float | None = None,
+        prior_threshold_spread: float = 0.0,
     ) -> None:
         super().__init__()
         self.codec: MaskAutoencoder | PixelMaskCodec = codec
@@ -87,6 +92,7 @@ class MedSegLatDiff(nn.Module):
         self.x0_loss_weight = x0_loss_weight
         self.ae_crop = ae_crop
         self.prior_threshold = prior_threshold
+        self.prior_threshold_spread = prior_threshold_spread
         self.max_timestep: int | None = None
         if truncate_timesteps and prior is not None and prior_strength < 1.0:
             self.max_timestep = max(1, int(prior_strength * train_scheduler.num_train_timesteps))
@@ -144,10 +150,21 @@ class MedSegLatDiff(nn.Module):
         fitted = round(float(self.fitted_prior_threshold), 6)  # a float32 buffer: 0.85 reads 0.8500000238
         return self.prior_threshold if self.prior_threshold is not None else fitted
 
-    def prior_latents(self, images: torch.Tensor, prior_probs: torch.Tensor | None = None) -> torch.Tensor:
-        """Scaled latents B×c×h×w of the prior's mask (probability ≥ start_threshold); needs a prior."""
+    def start_thresholds(self, samples: int) -> torch.Tensor:
+        """The start-mask threshold of each of `samples` samples (see prior_threshold_spread)."""
+        q = torch.linspace(-1.0, 1.0, samples) if samples > 1 else torch.zeros(1)
+        return (self.start_threshold * torch.exp(self.prior_threshold_spread * q)).clamp(0.01, 0.99)
+
+    def prior_latents(
+        self, images: torch.Tensor, prior_probs: torch.Tensor | None = None, samples: int = 1
+    ) -> torch.Tensor:
+        """Scaled latents (samples·B)×c×h×w of the prior's masks, sample-major; needs a prior.
+
+        Sample k's mask is where the prior's probability reaches start_thresholds(samples)[k]."""
         probs = self._prior_probs(images) if prior_probs is None else prior_probs
-        return self.codec.encode((probs >= self.start_threshold).float())[0] * self.latent_scale
+        thresholds = self.start_thresholds(samples).to(probs.device).view(-1, 1, 1, 1, 1)
+        masks = (probs[None] >= thresholds).float().flatten(0, 1)
+        return self.codec.encode(masks)[0] * self.latent_scale
 
     def image_reconstruction_loss(self, images: torch.Tensor) -> torch.Tensor:
         """MSE of the image autoencoder (image encoder → image decoder); needs `image_decoder`."""
@@ -251,7 +268,11 @@ class MedSegLatDiff(nn.Module):
         shape = (condition.shape[0], self.codec.latent_channels, *condition.shape[-2:])
         start = None
         if probs is not None and self.prior_strength < 1.0:
-            start = self.prior_latents(images, probs).repeat(samples, 1, 1, 1)
+            start = (
+                self.prior_latents(images, probs, samples)
+                if self.prior_threshold_spread > 0
+                else self.prior_latents(images, probs).repeat(samples, 1, 1, 1)  # one mask: encode it once
+            )
         latents = ddim_sample(
             net.denoiser,
             condition,

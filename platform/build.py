@@ -42,7 +42,12 @@ STAGE_READS: dict[str, tuple[str, ...]] = {
     "segmenter": ("model.encoder_channels", *SEGMENTATION_LOSS),
 }
 # Used when sampling, never in training
-SAMPLING_ONLY = ("model.guidance_scale", "model.prior_strength", "model.prior_threshold")
+SAMPLING_ONLY = (
+    "model.guidance_scale",
+    "model.prior_strength",
+    "model.prior_threshold",
+    "model.prior_threshold_spread",
+)
 SHARED_TRAIN_KEYS = ("seed", "lr", "lr_schedule", "batch_size", "foreground_share", "augment")
 
 
@@ -120,6 +125,7 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
         truncate_timesteps=m.truncate_timesteps,
         ae_crop=m.ae_crop,
         prior_threshold=m.prior_threshold,
+        prior_threshold_spread=m.prior_threshold_spread,
     )
 
 

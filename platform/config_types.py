@@ -86,7 +86,8 @@ class ModelConfig:
     prior: bool = False  # a supervised UNet (own stage, then frozen) whose probability map conditions the denoiser
     prior_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     prior_strength: float = 1.0  # sampling starts from the prior's mask latent noised to s·T; 1 = pure noise
-    prior_threshold: float | None = None  # probability making the prior's start mask; None: fitted on training data
+    prior_threshold: float | None = None  # probability making the prior's start mask; None: fitted on validation
+    prior_threshold_spread: float = 0.0  # each sample's start mask at threshold·e^(spread·q), q evenly in [-1, 1]
     x0_loss_weight: float = 0.0  # WCE + Dice on the decoded x̂0, weighted by ᾱ_t
     truncate_timesteps: bool = False  # with a prior and prior_strength < 1: train only on t < prior_strength·T
 
@@ -151,7 +152,12 @@ class ModelConfig:
         _check(
             self.prior_threshold is None or 0.0 < self.prior_threshold < 1.0,
             "model.prior_threshold",
-            f"{self.prior_threshold} must be in (0, 1), or null to fit it on the training images",
+            f"{self.prior_threshold} must be in (0, 1), or null to fit it on the validation images",
+        )
+        _check(
+            0.0 <= self.prior_threshold_spread <= 3.0,
+            "model.prior_threshold_spread",
+            f"{self.prior_threshold_spread} must be in [0, 3]",
         )
 
     @property

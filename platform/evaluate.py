@@ -2,10 +2,13 @@
 
   python -m platform.evaluate run=runs/<name> [data=<dataset>] [split=val|test] [samples=16] [steps=20]
                                   [images=N] [radius=8] [bins=10] [batch=8] [seed=0] [threshold=<bits>]
-                                  [data.<key>=...]
+                                  [data.<key>=...] [model.<sampling key>=...]
   python -m platform.evaluate run=runs/<name> external=<folder> layout=<layout> [samples=16] [steps=20] [images=N]
   python -m platform.evaluate compare runs/<a> runs/<b> [split=test] [cluster=group]
 
+`model.guidance_scale=`, `model.prior_strength=`, `model.prior_threshold=` and
+`model.prior_threshold_spread=` change only how the trained run samples; such an evaluation goes to
+<run>/eval-<split>-<key>=<value>/, beside the plain one.
 `external=` evaluates every image of a folder in a supported layout (lidc_crops, folder_pairs,
 isic2018, cvc_clinicdb, ...), resized as `prepare` does and normalised with the run's training
 statistics, into <run>/eval-external-<folder name>/ (same files; `source` names each image's file).
@@ -26,6 +29,7 @@ import dataclasses
 import shutil
 import sys
 from pathlib import Path
+from platform.build import SAMPLING_ONLY
 from platform.cli import run_command
 from platform.config import load_config, load_run_config
 from platform.config_types import Config
@@ -69,19 +73,27 @@ RUN_KEYS = {
 
 
 def parse_pairs(tokens: list[str], allowed: set[str]) -> tuple[dict[str, str], list[str]]:
-    """`key=value` tokens → (known keys, `data.*` config overrides). Raises UsageError otherwise."""
+    """`key=value` tokens → (known keys, config overrides: `data.*` and the sampling-only model keys).
+
+    Raises UsageError otherwise."""
     known, overrides = {}, []
+    keys = f"keys: {', '.join(sorted(allowed))}, data.<key>, {', '.join(SAMPLING_ONLY)}"
     for token in tokens:
         key, sep, value = token.partition("=")
         if not sep:
-            raise UsageError(f"'{token}': expected key=value (keys: {', '.join(sorted(allowed))}, data.<key>)")
-        if key.startswith("data."):
+            raise UsageError(f"'{token}': expected key=value ({keys})")
+        if key.startswith("data.") or key in SAMPLING_ONLY:
             overrides.append(token)
         elif key in allowed:
             known[key] = value
         else:
-            raise UsageError(f"'{key}': unknown key (keys: {', '.join(sorted(allowed))}, data.<key>)")
+            raise UsageError(f"'{key}': unknown key ({keys})")
     return known, overrides
+
+
+def sampling_suffix(overrides: list[str]) -> str:
+    """`-prior_threshold_spread=0.5` for sampling-only overrides: a variant never overwrites eval-<split>/."""
+    return "".join(f"-{o.removeprefix('model.')}" for o in overrides if o.partition("=")[0] in SAMPLING_ONLY)
 
 
 def _int(options: dict[str, str], key: str, default: int, minimum: int) -> int:
@@ -130,30 +142,31 @@ def evaluate_run(
     split = options.get("split", "val")
     if split not in ("train", "val", "test"):
         raise UsageError(f"split={split!r}: must be train, val or test")
-    out = run_dir / f"eval-{split}"
+    suffix = sampling_suffix(overrides)
+    out = run_dir / f"eval-{split}{suffix}"
     scratch = None
     if "external" in options:
         if "layout" not in options:
             raise UsageError(f"external={options['external']} needs layout=<{'|'.join(LAYOUTS)}>")
         folder = Path(options["external"])
         external = external_config(config, folder, options["layout"])
-        out = run_dir / f"eval-external-{folder.resolve().name}"
+        out = run_dir / f"eval-external-{folder.resolve().name}{suffix}"
         config, scratch = prepare_external(external, run_dir, out, training_stats(run_dir, config))
         split = EXTERNAL_SPLIT
     elif "layout" in options:
         raise UsageError("layout= is only used with external=<folder>")
     try:
-        return _evaluate_into(config, run_dir, split, options, out, console)
+        return _evaluate_into(config, run_dir, split, options, out, console, suffix)
     finally:
         if scratch is not None:
             shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _evaluate_into(
-    config: Config, run_dir: Path, split: str, options: dict[str, str], out: Path, console: Console
+    config: Config, run_dir: Path, split: str, options: dict[str, str], out: Path, console: Console, suffix: str
 ) -> pl.DataFrame:
     settings = EvaluationSettings(
-        uncertainty_threshold=uncertainty_threshold(run_dir, split, options),
+        uncertainty_threshold=uncertainty_threshold(run_dir, split, options, suffix),
         samples=_int(options, "samples", 16, 1),
         steps=_int(options, "steps", 20, 1),
         batch_size=_int(options, "batch", 8, 1),
@@ -182,10 +195,10 @@ def _evaluate_into(
     return summary
 
 
-def uncertainty_threshold(run_dir: Path, split: str, options: dict[str, str]) -> float | None:
+def uncertainty_threshold(run_dir: Path, split: str, options: dict[str, str], suffix: str = "") -> float | None:
     """The threshold (bits) of the threshold-mean uncertainty score: `threshold=` when given; on the
-    validation split None (chosen there); elsewhere the one the run's validation evaluation chose,
-    else 0.5 (evaluate `split=val` first to have one)."""
+    validation split None (chosen there); elsewhere the one the run's validation evaluation with the
+    same sampling overrides (`suffix`) chose, else 0.5 (evaluate `split=val` first to have one)."""
     if "threshold" in options:
         try:
             value = float(options["threshold"])
@@ -196,7 +209,7 @@ def uncertainty_threshold(run_dir: Path, split: str, options: dict[str, str]) ->
         return value
     if split == "val":  # an external folder is evaluated as split test
         return None
-    chosen = run_dir / "eval-val" / "summary.parquet"
+    chosen = run_dir / f"eval-val{suffix}" / "summary.parquet"
     if chosen.is_file() and "uncertainty_threshold" in (frame := pl.read_parquet(chosen)).columns:
         return float(frame["uncertainty_threshold"][0])
     return 0.5

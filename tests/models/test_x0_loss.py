@@ -104,3 +104,28 @@ def test_the_start_mask_is_the_prior_map_at_the_threshold(threshold, marked):
     probs = torch.full((2, 1, 32, 32), 0.4)  # an under-confident prior: 0.4 everywhere
     model.prior_latents(torch.randn(2, 1, 32, 32), probs)
     assert torch.equal(encoded[0], torch.full_like(probs, float(marked)))
+
+
+def test_a_threshold_spread_gives_each_sample_its_own_nested_start_mask():
+    model = build_model(load_config([*TINY, "model.prior_threshold=0.4", "model.prior_threshold_spread=0.5"]))
+    thresholds = model.start_thresholds(5)
+    assert torch.allclose(thresholds, 0.4 * torch.exp(0.5 * torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])))
+    assert model.start_thresholds(1).tolist() == pytest.approx([0.4])  # one sample keeps the threshold
+    encoded = []
+    model.codec.encode = lambda masks: encoded.append(masks) or (masks[:, :, ::4, ::4].repeat(1, 4, 1, 1),) * 2
+    probs = torch.linspace(0.0, 1.0, 2 * 32 * 32).reshape(2, 1, 32, 32)  # two images, every probability
+    latents = model.prior_latents(torch.randn(2, 1, 32, 32), probs, samples=5)
+    masks = encoded[0].reshape(5, 2, 1, 32, 32)  # sample-major, as sample() repeats the condition
+    assert latents.shape[0] == 10
+    for k in range(5):
+        assert torch.equal(masks[k], (probs >= thresholds[k]).float())
+    marked = masks.sum(dim=(1, 2, 3, 4))
+    assert (marked[:-1] > marked[1:]).all()  # a lower threshold marks a superset: the masks are nested
+
+
+def test_a_large_spread_stays_inside_the_probability_range():
+    model = build_model(load_config([*TINY, "model.prior_threshold=0.5", "model.prior_threshold_spread=3"]))
+    thresholds = model.start_thresholds(16)
+    assert thresholds.min() >= 0.01 and thresholds.max() <= 0.99
+    with pytest.raises(Exception, match="model.prior_threshold_spread"):
+        load_config([*TINY, "model.prior_threshold_spread=-1"])

@@ -97,3 +97,14 @@ def test_bad_evaluate_arguments_exit_2(tmp_path):
     assert main(["samples=3"]) == 2
     assert main(["bogus=1", "run=x"]) == 2
     assert main(["compare", str(tmp_path)]) == 2
+
+
+def test_sampling_overrides_evaluate_beside_the_plain_evaluation(trained):
+    run = trained()
+    plain = evaluate_run(run, {"samples": "3", "steps": "2"}, [], Console(quiet=True))
+    before = (run / "eval-val" / "summary.parquet").read_bytes()
+    spread = main([f"run={run}", "samples=3", "steps=2", "model.prior_threshold_spread=0.5"])
+    assert spread == 0 and (run / "eval-val" / "summary.parquet").read_bytes() == before  # untouched
+    variant = pl.read_parquet(run / "eval-val-prior_threshold_spread=0.5" / "summary.parquet")
+    assert variant["images"][0] == plain["images"][0]
+    assert main([f"run={run}", "model.latent_factor=8"]) == 2  # a training key cannot change at evaluation
