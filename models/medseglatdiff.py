@@ -162,6 +162,9 @@ class MedSegLatDiff(nn.Module):
 
         Sample k's mask is where the prior's probability reaches start_thresholds(samples)[k]."""
         probs = self._prior_probs(images) if prior_probs is None else prior_probs
+        if self.prior_threshold_spread == 0:  # one mask per image: encode it once
+            masks = (probs >= self.start_threshold).float()
+            return (self.codec.encode(masks)[0] * self.latent_scale).repeat(samples, 1, 1, 1)
         thresholds = self.start_thresholds(samples).to(probs.device).view(-1, 1, 1, 1, 1)
         masks = (probs[None] >= thresholds).float().flatten(0, 1)
         return self.codec.encode(masks)[0] * self.latent_scale
@@ -268,11 +271,7 @@ class MedSegLatDiff(nn.Module):
         shape = (condition.shape[0], self.codec.latent_channels, *condition.shape[-2:])
         start = None
         if probs is not None and self.prior_strength < 1.0:
-            start = (
-                self.prior_latents(images, probs, samples)
-                if self.prior_threshold_spread > 0
-                else self.prior_latents(images, probs).repeat(samples, 1, 1, 1)  # one mask: encode it once
-            )
+            start = self.prior_latents(images, probs, samples)
         latents = ddim_sample(
             net.denoiser,
             condition,
