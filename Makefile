@@ -5,13 +5,12 @@ VENV := .venv
 BIN := $(abspath $(VENV))/bin
 export PATH := $(BIN):$(PATH)
 
-.PHONY: run test install data prepare lint
+.PHONY: run test install pull data prepare lint
 
 run: prepare
 	python -m platform.data.summary
 
-test: install
-	@dvc pull -q data.dvc || echo "warning: dvc pull failed; tests needing data/ will skip (and fail under CI=true)"
+test: pull
 	python -m pytest -q
 
 install: $(VENV)/.installed
@@ -24,8 +23,17 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
-data: install
-	dvc pull data.dvc
+# The DVC remote is ../shared/dvc-store beside the checkout. A clone made elsewhere (e.g. in /tmp)
+# uses the store beside the checkout it was cloned from, set in .dvc/config.local (not committed).
+pull: install
+	@dvc pull -q data.dvc || { \
+	  store="$$(git remote get-url origin 2>/dev/null)/../shared/dvc-store"; \
+	  test -d "$$store" && echo "no ../shared/dvc-store here: using $$store (the origin checkout's)" && \
+	  dvc remote modify --local shared url "$$(cd "$$store" && pwd)" && dvc pull -q data.dvc; \
+	} || echo "warning: dvc pull failed; tests needing data/ will skip (and fail under CI=true)"
+
+data: pull
+	@test -d data/lidc-idri-crops || { echo "error: data/ was not pulled (README: Data (DVC))"; exit 2; }
 
 prepare: data
 	dvc repro
