@@ -17,7 +17,7 @@ from models.denoiser import ConcatDenoiser, ImageEncoder
 from models.diffusion import ddim_sample, denoising_step, diffusion_loss
 from models.ensemble import Ensemble
 from models.stages import Stage, StageLosses
-from models.thresholds import best_threshold
+from models.thresholds import best_threshold, spread_thresholds
 
 
 class ConditionedDenoiser(nn.Module):
@@ -152,8 +152,7 @@ class MedSegLatDiff(nn.Module):
 
     def start_thresholds(self, samples: int) -> torch.Tensor:
         """The start-mask threshold of each of `samples` samples (see prior_threshold_spread)."""
-        q = torch.linspace(-1.0, 1.0, samples) if samples > 1 else torch.zeros(1)
-        return (self.start_threshold * torch.exp(self.prior_threshold_spread * q)).clamp(0.01, 0.99)
+        return spread_thresholds(self.start_threshold, self.prior_threshold_spread, samples)
 
     def prior_latents(
         self, images: torch.Tensor, prior_probs: torch.Tensor | None = None, samples: int = 1

@@ -1,4 +1,5 @@
-"""The probability at which a segmenter's map best matches its training masks."""
+"""Thresholds of a segmenter's probability map: the one that best matches its masks, and a spread of
+them that turns one map into several nested masks."""
 
 from __future__ import annotations
 
@@ -25,3 +26,13 @@ def best_threshold(probs: torch.Tensor, annotations: torch.Tensor, candidates: t
         scores.append(float(per_image.mean()))
     best = max(scores)
     return min((t for t, s in zip(candidates, scores, strict=True) if s >= best - 1e-9), key=lambda t: abs(t - 0.5))
+
+
+def spread_thresholds(center: float, spread: float, samples: int) -> torch.Tensor:
+    """center·e^(spread·q_k) for q_k evenly spaced in [-1, 1], clipped to [0.01, 0.99]: one threshold
+    per sample (the middle one is `center`; one sample gets `center`).
+
+    Masks of one map at these thresholds are nested: a pixel the map is unsure of is in some of
+    them, not all, which is where annotators tend to disagree."""
+    q = torch.linspace(-1.0, 1.0, samples) if samples > 1 else torch.zeros(1)
+    return (center * torch.exp(spread * q)).clamp(0.01, 0.99)

@@ -8,13 +8,21 @@ from torch import nn
 
 from models.ensemble import Ensemble
 from models.stages import Stage, StageLosses
+from models.thresholds import spread_thresholds
 
 
 class UNetSegmenter(nn.Module):
-    """images B×C×H×W → mask logits B×1×H×W; its 'ensemble' repeats the one prediction."""
+    """images B×C×H×W → mask logits B×1×H×W.
 
-    def __init__(self, in_channels: int, channels: list[int]) -> None:
+    threshold_spread: 0 makes its 'ensemble' repeat the one prediction. s > 0 makes sample k its map
+    with the logits shifted by −logit(t_k), t_k = spread_thresholds(0.5, s, K): sample k's mask is
+    the map thresholded at t_k, so the samples are nested masks that differ where the map is unsure.
+    The same rule spreads the latent model's start masks; it lets a study ask how much of that
+    model's spread (GED, calibration) a plain segmenter's map already gives."""
+
+    def __init__(self, in_channels: int, channels: list[int], threshold_spread: float = 0.0) -> None:
         super().__init__()
+        self.threshold_spread = threshold_spread
         self.unet = UNet(
             spatial_dims=2,
             in_channels=in_channels,
@@ -49,5 +57,9 @@ class UNetSegmenter(nn.Module):
         generator: torch.Generator | None = None,
         use_ema: bool = True,
     ) -> Ensemble:
-        probs = torch.sigmoid(self(images))
-        return Ensemble(probs.unsqueeze(0).expand(samples, *probs.shape))
+        logits = self(images)
+        if self.threshold_spread == 0:
+            probs = torch.sigmoid(logits)
+            return Ensemble(probs.unsqueeze(0).expand(samples, *probs.shape))
+        shifts = torch.logit(spread_thresholds(0.5, self.threshold_spread, samples)).to(logits.device)
+        return Ensemble(torch.sigmoid(logits[None] - shifts.view(-1, 1, 1, 1, 1)))

@@ -47,6 +47,7 @@ SAMPLING_ONLY = (
     "model.prior_strength",
     "model.prior_threshold",
     "model.prior_threshold_spread",
+    "model.threshold_spread",
 )
 SHARED_TRAIN_KEYS = ("seed", "lr", "lr_schedule", "batch_size", "foreground_share", "augment")
 
@@ -82,7 +83,7 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
 
     seeded(0)
     if m.kind == "unet":
-        return UNetSegmenter(d.channels, m.encoder_channels)
+        return UNetSegmenter(d.channels, m.encoder_channels, m.threshold_spread)
     codec: nn.Module
     if m.kind == "medseglatdiff":
         codec = MaskAutoencoder(m.ae_channels, m.latent_channels, m.norm_num_groups)

@@ -88,6 +88,7 @@ class ModelConfig:
     prior_strength: float = 1.0  # sampling starts from the prior's mask latent noised to s·T; 1 = pure noise
     prior_threshold: float | None = None  # probability making the prior's start mask; None: fitted on validation
     prior_threshold_spread: float = 0.0  # each sample's start mask at threshold·e^(spread·q), q evenly in [-1, 1]
+    threshold_spread: float = 0.0  # model.kind=unet: sample k is its map thresholded at 0.5·e^(spread·q_k)
     x0_loss_weight: float = 0.0  # WCE + Dice on the decoded x̂0, weighted by ᾱ_t
     truncate_timesteps: bool = False  # with a prior and prior_strength < 1: train only on t < prior_strength·T
 
@@ -158,6 +159,13 @@ class ModelConfig:
             0.0 <= self.prior_threshold_spread <= 3.0,
             "model.prior_threshold_spread",
             f"{self.prior_threshold_spread} must be in [0, 3]",
+        )
+        spread = self.threshold_spread
+        _check(0.0 <= spread <= 3.0, "model.threshold_spread", f"{spread} must be in [0, 3]")
+        _check(
+            spread == 0 or self.kind == "unet",
+            "model.threshold_spread",
+            "applies to model.kind=unet; the latent model spreads its start masks with model.prior_threshold_spread",
         )
 
     @property

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.thresholds import best_threshold
+from models.thresholds import best_threshold, spread_thresholds
 
 
 def _square(value: float) -> torch.Tensor:
@@ -32,3 +32,12 @@ def test_the_majority_vote_is_the_target_and_ties_go_to_the_candidate_nearest_on
     assert best_threshold(_square(0.9), annotations) == pytest.approx(0.95)  # only 0.95 predicts empty
     annotations[:, :2] = annotations[:, :1]  # two of four: half the annotators make the consensus
     assert best_threshold(_square(0.9), annotations) == pytest.approx(0.5)  # 0.05 … 0.9 all tie at Dice 1
+
+
+def test_spread_thresholds_centre_on_the_threshold_and_stay_in_range():
+    assert spread_thresholds(0.4, 0.5, 1).tolist() == pytest.approx([0.4])
+    assert spread_thresholds(0.4, 0.0, 3).tolist() == pytest.approx([0.4] * 3)
+    e = 2.718281828
+    assert spread_thresholds(0.4, 0.5, 3).tolist() == pytest.approx([0.4 * e**-0.5, 0.4, 0.4 * e**0.5])
+    wide = spread_thresholds(0.5, 3.0, 16)
+    assert wide.min() >= 0.01 and wide.max() <= 0.99
