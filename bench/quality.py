@@ -7,11 +7,14 @@ validation), and what is left is split over the stages by fixed shares (`SHARES`
 run meanwhile, or the calibration shrinks every step budget).
 Ablations (the default with one technique switched off) are evaluated on the
 validation split only (tuning); the UNet and the default on validation and test (reporting;
-nothing is chosen on test). Evaluation: 16 samples, 20 DDIM steps; ms per sampled mask at 10
+nothing is chosen on test). The UNet is also evaluated with its map thresholded at 16 nested
+levels (`unet-spread` rows, `UNET_SPREAD`): no retraining, the latent model's spread rule.
+Evaluation: 16 samples, 20 DDIM steps; ms per sampled mask at 10
 and 20 DDIM steps; the paired difference latent − UNet in Dice on non-empty slices, resampling
 patients. Usage (from the repository root, after `dvc repro`):
 
   python -m bench.quality [--minutes 5] [--quick] [--ablations]
+  python -m bench.quality --speed runs/bench-quality/lidc-ldm   (sampling time only)
   python -m bench.quality --datasets lidc --variants ldm-before --shares 0.25,0.45,0.30 --splits val   (tuning)"""
 
 from __future__ import annotations
@@ -86,6 +89,9 @@ STAGE_KEY = {
     "diffusion": "diffusion_steps",
     "segmenter": "diffusion_steps",
 }
+# The UNet's map thresholded at 16 nested levels (models/unet.py): the same trained run sampled the
+# way the latent model spreads its start masks, so GED and ECE compare like with like.
+UNET_SPREAD = ["model.threshold_spread=0.5"]
 REPORT = ("dice_nonempty", "dice", "iou", "ged", "hm_iou", "ece", "ece_border", "brier", "brier_soft")
 
 
@@ -142,9 +148,9 @@ def train_variant(dataset: str, name: str, seconds: float, console: Console, suf
     }
 
 
-def evaluate(run_dir: Path, split: str, images: int, console: Console) -> dict:
+def evaluate(run_dir: Path, split: str, images: int, console: Console, sampling: list[str] | None = None) -> dict:
     options = {"split": split, "samples": "16", "steps": "20", "images": str(images)}
-    row = evaluate_run(run_dir, options, [], console).row(0, named=True)
+    row = evaluate_run(run_dir, options, sampling or [], console).row(0, named=True)
     return {k: row[k] for k in SUMMARY_METRICS} | {"images": int(row["images"])}
 
 
@@ -201,8 +207,13 @@ def main() -> None:
         "--shares", help="autoencoder,prior,diffusion shares of a prior model's budget (default 0.10,0.70,0.20)"
     )
     parser.add_argument("--splits", default="val,test", help="of the headline models (ablations: val only)")
+    parser.add_argument("--speed", type=Path, help="only time sampling of this trained LIDC run (ms per mask)")
     args = parser.parse_args()
     torch.set_num_threads(2)
+    if args.speed:
+        speed = {steps: ms_per_mask(args.speed, "lidc", steps) for steps in (10, 20)}
+        print(f"RESULT ldm_ms_per_mask={speed[20]:.1f} ldm_ms_per_mask_10={speed[10]:.1f}")
+        return
     seconds, images = (18.0, 16) if args.quick else (60 * args.minutes, 10**6)
     if args.shares:
         values = [float(v) for v in args.shares.split(",")]
@@ -217,16 +228,11 @@ def main() -> None:
         for name in names if dataset == "lidc" or args.variants else ["unet", "ldm"]:
             run_dir, trained = train_variant(dataset, name, seconds, console, suffix)
             runs[dataset, name] = run_dir
+            samplings = {name: None, "unet-spread": UNET_SPREAD} if name == "unet" else {name: None}
             for split in args.splits.split(",") if name in ("unet", "ldm") else ("val",):
-                rows.append(
-                    {
-                        "dataset": dataset,
-                        "model": name + suffix,
-                        "split": split,
-                        **trained,
-                        **evaluate(run_dir, split, images, console),
-                    }
-                )
+                for model, sampling in samplings.items():
+                    metrics = evaluate(run_dir, split, images, console, sampling)
+                    rows.append({"dataset": dataset, "model": model + suffix, "split": split, **trained, **metrics})
     table = pl.DataFrame(rows).select("dataset", "model", "split", "train_s", "steps", "images", *REPORT)
     with pl.Config(tbl_rows=40, tbl_cols=20, float_precision=4, tbl_width_chars=250):
         print(table)
@@ -244,12 +250,14 @@ def main() -> None:
     )
     get = {(r["dataset"], r["model"].removesuffix(suffix), r["split"]): r for r in rows}
     lidc_u, lidc_l = get["lidc", "unet", "test"], get["lidc", "ldm", "test"]
+    lidc_us = get["lidc", "unet-spread", "test"]
     print(
         "RESULT "
         f"lidc_unet_dice_nonempty={lidc_u['dice_nonempty']:.4f} lidc_ldm_dice_nonempty={lidc_l['dice_nonempty']:.4f} "
         f"lidc_unet_dice={lidc_u['dice']:.4f} lidc_ldm_dice={lidc_l['dice']:.4f} "
         f"lidc_ldm_ged={lidc_l['ged']:.4f} lidc_unet_ged={lidc_u['ged']:.4f} "
         f"lidc_ldm_ece={lidc_l['ece']:.5f} lidc_unet_ece={lidc_u['ece']:.5f} "
+        f"lidc_unet_spread_ged={lidc_us['ged']:.4f} lidc_unet_spread_ece={lidc_us['ece']:.5f} "
         f"ph2_ldm_dice={get['ph2', 'ldm', 'test']['dice']:.4f} ph2_unet_dice={get['ph2', 'unet', 'test']['dice']:.4f} "
         f"ldm_ms_per_mask={speed[20]:.1f} ldm_ms_per_mask_10={speed[10]:.1f} "
         f"diff_dice_nonempty={difference['difference']:.4f}"
