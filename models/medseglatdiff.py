@@ -161,12 +161,14 @@ class MedSegLatDiff(nn.Module):
 
         Sample k's mask is where the prior's probability reaches start_thresholds(samples)[k]."""
         probs = self._prior_probs(images) if prior_probs is None else prior_probs
-        if self.prior_threshold_spread == 0:  # one mask per image: encode it once
-            masks = (probs >= self.start_threshold).float()
-            return (self.codec.encode(masks)[0] * self.latent_scale).repeat(samples, 1, 1, 1)
         thresholds = self.start_thresholds(samples).to(probs.device).view(-1, 1, 1, 1, 1)
-        masks = (probs[None] >= thresholds).float().flatten(0, 1)
-        return self.codec.encode(masks)[0] * self.latent_scale
+        masks = (probs[None] >= thresholds).flatten(0, 1)
+        # Encode each distinct mask once: neighbouring thresholds often give the same mask (every
+        # one is empty on a slice without a nodule), and encoding all K·B masks cost a quarter of
+        # sampling at 10 DDIM steps. The encoder treats images independently, so this is exact.
+        distinct, index = torch.unique(masks.flatten(1).to(torch.uint8), dim=0, return_inverse=True)
+        latents = self.codec.encode(distinct.view(-1, *masks.shape[1:]).float())[0]
+        return latents[index] * self.latent_scale
 
     def image_reconstruction_loss(self, images: torch.Tensor) -> torch.Tensor:
         """MSE of the image autoencoder (image encoder → image decoder); needs `image_decoder`."""

@@ -99,11 +99,11 @@ def test_truncation_without_a_prior_to_start_from_trains_on_every_timestep():
 @pytest.mark.parametrize("threshold, marked", [(0.3, True), (0.5, False)])
 def test_the_start_mask_is_the_prior_map_at_the_threshold(threshold, marked):
     model = build_model(load_config([*TINY, f"model.prior_threshold={threshold}"]))
-    encoded = []
-    model.codec.encode = lambda masks: encoded.append(masks) or (masks[:, :, ::4, ::4].repeat(1, 4, 1, 1),) * 2
+    model.codec.encode = lambda masks: (masks[:, :, ::4, ::4].repeat(1, 4, 1, 1),) * 2  # latent = mask pixels
+    model.latent_scale.fill_(1.0)
     probs = torch.full((2, 1, 32, 32), 0.4)  # an under-confident prior: 0.4 everywhere
-    model.prior_latents(torch.randn(2, 1, 32, 32), probs)
-    assert torch.equal(encoded[0], torch.full_like(probs, float(marked)))
+    latents = model.prior_latents(torch.randn(2, 1, 32, 32), probs)
+    assert torch.equal(latents, torch.full((2, 4, 8, 8), float(marked)))
 
 
 def test_a_threshold_spread_gives_each_sample_its_own_nested_start_mask():
@@ -112,15 +112,17 @@ def test_a_threshold_spread_gives_each_sample_its_own_nested_start_mask():
     assert torch.allclose(thresholds, 0.4 * torch.exp(0.5 * torch.tensor([-1.0, -0.5, 0.0, 0.5, 1.0])))
     assert model.start_thresholds(1).tolist() == pytest.approx([0.4])  # one sample keeps the threshold
     encoded = []
-    model.codec.encode = lambda masks: encoded.append(masks) or (masks[:, :, ::4, ::4].repeat(1, 4, 1, 1),) * 2
-    probs = torch.linspace(0.0, 1.0, 2 * 32 * 32).reshape(2, 1, 32, 32)  # two images, every probability
+    model.codec.encode = lambda masks: encoded.append(masks) or (masks.repeat(1, 4, 1, 1),) * 2  # latent = mask
+    model.latent_scale.fill_(1.0)
+    probs = torch.zeros(2, 1, 32, 32)  # the second image: an empty mask at every threshold
+    probs[0] = torch.linspace(0.0, 1.0, 32 * 32).reshape(1, 32, 32)  # the first: every probability
     latents = model.prior_latents(torch.randn(2, 1, 32, 32), probs, samples=5)
-    masks = encoded[0].reshape(5, 2, 1, 32, 32)  # sample-major, as sample() repeats the condition
-    assert latents.shape[0] == 10
+    masks = latents[:, :1].reshape(5, 2, 1, 32, 32)  # sample-major, as sample() repeats the condition
     for k in range(5):
         assert torch.equal(masks[k], (probs >= thresholds[k]).float())
-    marked = masks.sum(dim=(1, 2, 3, 4))
+    marked = masks[:, 0].sum(dim=(1, 2, 3))
     assert (marked[:-1] > marked[1:]).all()  # a lower threshold marks a superset: the masks are nested
+    assert len(encoded[0]) == 6  # five masks of the first image, one (empty) of the second: each encoded once
 
 
 def test_a_large_spread_stays_inside_the_probability_range():
