@@ -30,7 +30,7 @@ def best_threshold(probs: torch.Tensor, annotations: torch.Tensor, candidates: t
 
 def spread_thresholds(center: float, spread: float, samples: int) -> torch.Tensor:
     """center·e^(spread·q_k) for q_k evenly spaced in [-1, 1], clipped to [0.01, 0.99]: one threshold
-    per sample (the middle one is `center`; one sample gets `center`).
+    per sample, symmetric about `center` on a log scale (an odd count, or one sample, includes it).
 
     Masks of one map at these thresholds are nested: a pixel the map is unsure of is in some of
     them, not all, which is where annotators tend to disagree."""

@@ -155,15 +155,11 @@ class ModelConfig:
             "model.prior_threshold",
             f"{self.prior_threshold} must be in (0, 1), or null to fit it on the validation images",
         )
+        for key in ("prior_threshold_spread", "threshold_spread"):
+            spread = getattr(self, key)
+            _check(0.0 <= spread <= 3.0, f"model.{key}", f"{spread} must be in [0, 3]")
         _check(
-            0.0 <= self.prior_threshold_spread <= 3.0,
-            "model.prior_threshold_spread",
-            f"{self.prior_threshold_spread} must be in [0, 3]",
-        )
-        spread = self.threshold_spread
-        _check(0.0 <= spread <= 3.0, "model.threshold_spread", f"{spread} must be in [0, 3]")
-        _check(
-            spread == 0 or self.kind == "unet",
+            self.threshold_spread == 0 or self.kind == "unet",
             "model.threshold_spread",
             "applies to model.kind=unet; the latent model spreads its start masks with model.prior_threshold_spread",
         )
