@@ -31,9 +31,10 @@ def diffusion_loss(
     scheduler: DDPMScheduler,
     generator: torch.Generator | None = None,
     max_timestep: int | None = None,
+    origin: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """MSE between the denoiser's output and its target (ε, or v for v-prediction). x0: B×c×h×w."""
-    return denoising_step(denoiser, x0, condition, scheduler, generator, max_timestep)[0]
+    """MSE between the denoiser's output and its target (ε, v or x0; see `denoising_step`). x0: B×c×h×w."""
+    return denoising_step(denoiser, x0, condition, scheduler, generator, max_timestep, origin)[0]
 
 
 def denoising_step(
@@ -43,22 +44,36 @@ def denoising_step(
     scheduler: DDPMScheduler,
     generator: torch.Generator | None = None,
     max_timestep: int | None = None,
+    origin: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One noised training example per x0 (B×c×h×w): (MSE to the target, the denoiser's estimate
     of x0 (B×c×h×w, differentiable), ᾱ_t per example (B)). t is uniform on [0, max_timestep)
-    (default: every training timestep)."""
+    (default: every training timestep).
+
+    `origin` (B×c×h×w, default x0): what is noised into x_t. The target still leads to x0: the
+    noise ε* = (x_t − √ᾱ·x0)/√(1−ᾱ) that DDIM would read off x_t, its v, or x0 itself. With origin
+    = a first guess of x0, the denoiser learns to correct that guess, not only to remove noise."""
     noise = torch.randn(x0.shape, generator=generator, device=x0.device)
     high = scheduler.num_train_timesteps if max_timestep is None else max_timestep
     t = torch.randint(0, high, (x0.shape[0],), generator=generator, device=x0.device)
-    x_t = scheduler.add_noise(x0, noise, t)
-    output = denoiser(x_t, t, condition)
-    target = scheduler.get_velocity(x0, noise, t) if scheduler.prediction_type == "v_prediction" else noise
     alpha_bar = scheduler.alphas_cumprod.to(x0.device)[t]
+    x_t = scheduler.add_noise(x0 if origin is None else origin, noise, t)
+    if origin is not None:
+        a = alpha_bar.view(-1, *([1] * (x0.dim() - 1)))
+        noise = noise + (a / (1 - a)).sqrt() * (origin - x0)  # exactly ε where origin equals x0
+    output = denoiser(x_t, t, condition)
+    if scheduler.prediction_type == "v_prediction":
+        target = scheduler.get_velocity(x0, noise, t)
+    else:
+        target = x0 if scheduler.prediction_type == "sample" else noise
     return F.mse_loss(output, target), estimate_x0(output, x_t, alpha_bar, scheduler.prediction_type), alpha_bar
 
 
 def estimate_x0(output: torch.Tensor, x_t: torch.Tensor, alpha_bar: torch.Tensor, prediction: str) -> torch.Tensor:
-    """x̂0 from an ε- or v-prediction: (x_t − √(1−ᾱ)·ε̂)/√ᾱ, or √ᾱ·x_t − √(1−ᾱ)·v̂. alpha_bar: B."""
+    """x̂0 from an ε-, v- or x0-prediction: (x_t − √(1−ᾱ)·ε̂)/√ᾱ, √ᾱ·x_t − √(1−ᾱ)·v̂, or the output
+    itself. alpha_bar: B."""
+    if prediction == "sample":
+        return output
     a = alpha_bar.view(-1, *([1] * (x_t.dim() - 1)))
     if prediction == "v_prediction":
         return a.sqrt() * x_t - (1 - a).sqrt() * output

@@ -52,7 +52,11 @@ class MedSegLatDiff(nn.Module):
     prior_threshold_spread: s > 0 gives each of K samples its own start mask, thresholded at
     start_threshold·e^(s·q_k) with q_k evenly spaced in [-1, 1] (clipped to [0.01, 0.99]): the
     samples then span what the prior is unsure of (a faint nodule is in some samples, not all),
-    where one start mask makes them near copies; the middle sample keeps start_threshold."""
+    where one start mask makes them near copies; the middle sample keeps start_threshold.
+    prior_start_share: in training, the share of examples whose x_t is noised from the latent of
+    the prior's mask (at the fitted threshold·e^(u), u uniform in [-1, 1]) instead of from the
+    annotation's latent, the target still leading to the annotation: the denoiser learns to correct
+    the prior's mask, which is where sampling starts, rather than to return it unchanged."""
 
     def __init__(
         self,
@@ -73,6 +77,7 @@ class MedSegLatDiff(nn.Module):
         ae_crop: int = 0,
         prior_threshold: float | None = None,
         prior_threshold_spread: float = 0.0,
+        prior_start_share: float = 0.0,
     ) -> None:
         super().__init__()
         self.codec: MaskAutoencoder | PixelMaskCodec = codec
@@ -93,6 +98,7 @@ class MedSegLatDiff(nn.Module):
         self.ae_crop = ae_crop
         self.prior_threshold = prior_threshold
         self.prior_threshold_spread = prior_threshold_spread
+        self.prior_start_share = prior_start_share if prior is not None else 0.0
         self.max_timestep: int | None = None
         if truncate_timesteps and prior is not None and prior_strength < 1.0:
             self.max_timestep = max(1, int(prior_strength * train_scheduler.num_train_timesteps))
@@ -106,24 +112,48 @@ class MedSegLatDiff(nn.Module):
     ) -> torch.Tensor:
         """DDPM loss for images B×C×H×W and one mask per image B×1×H×W; codec and prior are frozen.
 
-        With CFG, each image's condition is zeroed with probability p_uncond. With x0_loss_weight
+        With CFG, each image's condition is zeroed with probability p_uncond. With a prior and
+        prior_start_share > 0, that share of x_t is noised from the prior's masks. With x0_loss_weight
         > 0 and `mask_loss` (per-image losses B from logits and masks), adds
         x0_loss_weight · mean_b(ᾱ_b · mask_loss(decode(x̂0_b), mask_b))."""
         with torch.no_grad():
             latents = self.codec.encode(masks)[0] * self.latent_scale
-        condition = self._net_condition(self.net, images)
+        probs = self._prior_probs(images) if self.prior is not None else None
+        condition = self._net_condition(self.net, images, probs)
         if self.p_uncond > 0:
             keep = torch.rand(images.shape[0], 1, 1, 1, generator=generator, device=images.device) >= self.p_uncond
             condition = condition * keep
+        origin = self._training_origins(latents, probs, generator) if probs is not None else None
         if self.x0_loss_weight <= 0 or mask_loss is None:
             return diffusion_loss(
-                self.net.denoiser, latents, condition, self.train_scheduler, generator, self.max_timestep
+                self.net.denoiser, latents, condition, self.train_scheduler, generator, self.max_timestep, origin
             )
         mse, x0_hat, alpha_bar = denoising_step(
-            self.net.denoiser, latents, condition, self.train_scheduler, generator, self.max_timestep
+            self.net.denoiser, latents, condition, self.train_scheduler, generator, self.max_timestep, origin
         )
         per_image = mask_loss(self.codec.decode(x0_hat / self.latent_scale), masks)
         return mse + self.x0_loss_weight * (alpha_bar * per_image).mean()
+
+    @torch.no_grad()
+    def _training_origins(
+        self, latents: torch.Tensor, probs: torch.Tensor, generator: torch.Generator | None
+    ) -> torch.Tensor | None:
+        """What each training example is noised from (see prior_start_share): the annotation's
+        latent, or for a drawn share the latent of the prior's mask at a drawn threshold. None: all
+        annotations. The fitted threshold, never the sampling-time override, keeps training
+        independent of sampling keys; e^(±1) spans more than sampling's default spread of 0.5."""
+        if self.prior_start_share <= 0:
+            return None
+        count = latents.shape[0]
+        chosen = torch.rand(count, generator=generator, device=latents.device) < self.prior_start_share
+        u = torch.rand(count, generator=generator, device=latents.device) * 2 - 1
+        thresholds = (float(self.fitted_prior_threshold) * torch.exp(u)).clamp(0.01, 0.99)
+        if not bool(chosen.any()):
+            return None
+        masks = (probs[chosen] >= thresholds[chosen].view(-1, 1, 1, 1)).float()
+        origins = latents.clone()
+        origins[chosen] = self.codec.encode(masks)[0] * self.latent_scale
+        return origins
 
     def _net_condition(
         self, net: ConditionedDenoiser, images: torch.Tensor, prior_probs: torch.Tensor | None = None

@@ -127,6 +127,7 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
         ae_crop=m.ae_crop,
         prior_threshold=m.prior_threshold,
         prior_threshold_spread=m.prior_threshold_spread,
+        prior_start_share=m.prior_start_share,
     )
 
 

@@ -9,7 +9,7 @@ from platform.errors import ConfigError
 MODEL_KINDS = ("medseglatdiff", "unet", "pixel_diffusion")
 CONDITIONING = ("concat", "cfg")  # shorthand: cfg = concat entry + classifier-free guidance
 CONDITION_ENTRIES = ("concat",)  # how the condition enters the denoiser (room for crossattn)
-PREDICTIONS = ("epsilon", "v_prediction")
+PREDICTIONS = ("epsilon", "v_prediction", "sample")  # sample: the denoiser predicts x0
 LR_SCHEDULES = ("constant", "poly")
 
 
@@ -89,6 +89,7 @@ class ModelConfig:
     prior_threshold: float | None = None  # probability making the prior's start mask; None: fitted on validation
     prior_threshold_spread: float = 0.0  # each sample's start mask at threshold·e^(spread·q), q evenly in [-1, 1]
     threshold_spread: float = 0.0  # model.kind=unet: sample k is its map thresholded at 0.5·e^(spread·q_k)
+    prior_start_share: float = 0.0  # training: share of x_t noised from the prior's mask, aimed at the annotation
     x0_loss_weight: float = 0.0  # WCE + Dice on the decoded x̂0, weighted by ᾱ_t
     truncate_timesteps: bool = False  # with a prior and prior_strength < 1: train only on t < prior_strength·T
 
@@ -148,6 +149,16 @@ class ModelConfig:
             self.prior or self.prior_strength == 1.0,
             "model.prior_strength",
             "is only used with model.prior=true (sampling starts from the prior's mask)",
+        )
+        _check(
+            0.0 <= self.prior_start_share <= 1.0,
+            "model.prior_start_share",
+            f"{self.prior_start_share} must be in [0, 1]",
+        )
+        _check(
+            self.prior or self.prior_start_share == 0.0,
+            "model.prior_start_share",
+            "is only used with model.prior=true (training starts from the prior's masks)",
         )
         _check(self.x0_loss_weight >= 0, "model.x0_loss_weight", f"{self.x0_loss_weight} must be ≥ 0")
         _check(
