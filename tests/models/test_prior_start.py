@@ -56,8 +56,8 @@ def test_origin_equal_to_x0_is_the_plain_objective():
     assert all(torch.equal(a, b) for a, b in zip(plain, same, strict=True))
 
 
-def tiny_model(share: float):
-    model = build_model(load_config([*TINY, f"model.prior_start_share={share}"]))
+def tiny_model(share: float, prediction: str = "epsilon"):
+    model = build_model(load_config([*TINY, f"model.prior_start_share={share}", f"model.prediction={prediction}"]))
     model.stages(LOSSES)[-1].freeze()
     model.fitted_prior_threshold.fill_(0.5)
     return model
@@ -85,14 +85,16 @@ def test_the_share_is_drawn_and_zero_draws_nothing():
     assert 0.18 < float(moved) < 0.32
 
 
-def test_prior_start_training_reaches_the_denoiser_and_sampling_still_works():
-    model = tiny_model(1.0)
+@pytest.mark.parametrize("prediction", ["epsilon", "sample"])
+def test_prior_start_training_reaches_the_denoiser_and_sampling_still_works(prediction):
+    model = tiny_model(1.0, prediction)
     images, masks = torch.randn(2, 1, 32, 32), (torch.rand(2, 1, 32, 32) > 0.7).float()
     loss = model.diffusion_loss(images, masks, torch.Generator().manual_seed(0))
     loss.backward()
     assert torch.isfinite(loss)
     assert all(p.grad is None for p in [*model.codec.parameters(), *model.prior.parameters()])
-    assert model.sample(images, 2, steps=2).probs.shape == (2, 2, 1, 32, 32)
+    probs = model.sample(images, 2, steps=2).probs
+    assert probs.shape == (2, 2, 1, 32, 32) and bool(torch.isfinite(probs).all())
 
 
 @pytest.mark.parametrize(
