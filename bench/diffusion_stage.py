@@ -23,10 +23,11 @@ from platform.build import build_model
 from platform.checkpoint import CHECKPOINT, load_checkpoint, save_checkpoint
 from platform.cli import run_command
 from platform.config import load_run_config
-from platform.evaluate import evaluate_run
 from platform.train import run as train_run
 
 from rich.console import Console
+
+from bench.quality import evaluate
 
 RUNS = Path("runs/diffusion-stage")
 SHOWN = ("dice_nonempty", "dice", "iou", "ged", "hm_iou", "ece", "brier")
@@ -66,8 +67,7 @@ def retrain(console: Console) -> int:
     tic = time.perf_counter()
     train_run(config, console)
     train_s = time.perf_counter() - tic
-    options = {"split": args.split, "samples": "16", "steps": "20", "images": str(10**6)}
-    row = evaluate_run(out, options, [], console).row(0, named=True)
+    row = evaluate(out, args.split, 10**6, console)  # bench.quality's settings: 16 samples, 20 DDIM steps
     values = {"train_s": train_s, **{k: row[k] for k in SHOWN}}
     print(f"RESULT name={args.name} " + " ".join(f"{k}={v:.4f}" for k, v in values.items()))
     return 0
