@@ -121,14 +121,14 @@ def _probe(dataset: str, overrides: list[str]) -> tuple[dict[str, float], float]
     summary = train_run(
         config, Console(quiet=True), lambda stage, step: stamps.setdefault((stage, step), time.perf_counter())
     )
-    intervals = range(10, PROBE_STEPS, 5)
+    # A stage may sum several step keys (the UNet's: ae_steps + diffusion_steps), so it ran its own count
+    last = {stage: max(s for st, s in stamps if st == stage) for stage, _ in stamps}
     per_step = {  # the median 5-step interval: one slow interval (a first allocation) must not set the budget
-        STAGE_KEY[stage]: statistics.median(stamps[stage, s + 5] - stamps[stage, s] for s in intervals) / 5
-        for stage, step in stamps
-        if step == PROBE_STEPS
+        STAGE_KEY[stage]: statistics.median(stamps[stage, s + 5] - stamps[stage, s] for s in range(10, end, 5)) / 5
+        for stage, end in last.items()
     }
-    fixed = max(0.0, summary["train_seconds"] - PROBE_STEPS * sum(per_step.values()))
-    return per_step, fixed
+    stepping = sum(end * per_step[STAGE_KEY[stage]] for stage, end in last.items())
+    return per_step, max(0.0, summary["train_seconds"] - stepping)
 
 
 def budget_steps(seconds: float, per_step: dict[str, float], shares: dict[str, float]) -> list[str]:
