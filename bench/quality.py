@@ -96,7 +96,7 @@ PROBE_STEPS = 40
 REPORT = ("dice_nonempty", "dice", "iou", "ged", "hm_iou", "ece", "ece_border", "brier", "brier_soft")
 
 
-def seconds_per_step(dataset: str, overrides: list[str], console: Console) -> tuple[dict[str, float], float]:
+def seconds_per_step(dataset: str, overrides: list[str]) -> tuple[dict[str, float], float]:
     """Wall seconds per step of each stage's step key, and the run's fixed seconds: the faster of two
     short probe runs (`PROBE_STEPS` per stage).
 
@@ -141,7 +141,7 @@ def train_variant(dataset: str, name: str, seconds: float, console: Console, suf
     overrides = VARIANTS[name]
     model = load_config([f"data={dataset}", *overrides]).model
     shares = SHARES["unet" if model.kind == "unet" else "prior" if model.prior else "no-prior"]
-    per_step, fixed = seconds_per_step(dataset, overrides, console)
+    per_step, fixed = seconds_per_step(dataset, overrides)
     steps = budget_steps(seconds - fixed, per_step, shares)
     run_name = f"{dataset}-{name}{suffix}"
     shutil.rmtree(RUNS / run_name, ignore_errors=True)
