@@ -8,7 +8,8 @@ run meanwhile, or the calibration shrinks every step budget).
 Ablations (the default with one technique switched off) are evaluated on the
 validation split only (tuning); the UNet and the default on validation and test (reporting;
 nothing is chosen on test). The UNet is also evaluated with its map thresholded at 16 nested
-levels (`unet-spread` rows, `UNET_SPREAD`): no retraining, the latent model's spread rule.
+levels (`unet-spread` rows): no retraining, the latent model's spread rule with the spread fitted
+the same way (`unet_spread`: GED on the validation split, models/thresholds.py).
 Evaluation: 16 samples, 20 DDIM steps; ms per sampled mask at 10
 and 20 DDIM steps; the paired difference latent − UNet in Dice on non-empty slices, resampling
 patients. Usage (from the repository root, after `dvc repro`):
@@ -34,6 +35,8 @@ from platform.train import run as train_run
 import polars as pl
 import torch
 from rich.console import Console
+
+from models.thresholds import best_spread
 
 RUNS = Path("runs/bench-quality")
 BASE = ["train.batch_size=16", "train.log_every=5", "train.eval_images=8", "train.threads=2"]
@@ -89,9 +92,6 @@ STAGE_KEY = {
     "diffusion": "diffusion_steps",
     "segmenter": "diffusion_steps",
 }
-# The UNet's map thresholded at 16 nested levels (models/unet.py): the same trained run sampled the
-# way the latent model spreads its start masks, so GED and ECE compare like with like.
-UNET_SPREAD = ["model.threshold_spread=0.5"]
 PROBE_STEPS = 40
 REPORT = ("dice_nonempty", "dice", "iou", "ged", "hm_iou", "ece", "ece_border", "brier", "brier_soft")
 
@@ -163,6 +163,21 @@ def evaluate(run_dir: Path, split: str, images: int, console: Console, sampling:
     options = {"split": split, "samples": "16", "steps": "20", "images": str(images)}
     row = evaluate_run(run_dir, options, sampling or [], console).row(0, named=True)
     return {k: row[k] for k in SUMMARY_METRICS} | {"images": int(row["images"])}
+
+
+@torch.no_grad()
+def unet_spread(run_dir: Path) -> list[str]:
+    """The trained UNet's map thresholded at 16 nested levels (models/unet.py), with the spread the
+    latent model's prior stage would fit on the same validation images: GED and ECE compare like
+    with like."""
+    from platform.build import load_trained
+    from platform.config import load_run_config
+
+    config = load_run_config(run_dir / "config.yaml")
+    model, _ = load_trained(run_dir, config)
+    images, masks = PreparedSplit.open(Path(config.train.prepared_dir) / config.data.name, "val").fitting_sample()
+    probs = torch.cat([torch.sigmoid(model(images[i : i + 64])) for i in range(0, len(images), 64)])
+    return [f"model.threshold_spread={best_spread(probs, masks, 0.5)}"]
 
 
 def ms_per_mask(run_dir: Path, dataset: str, steps: int) -> float:
@@ -243,7 +258,7 @@ def main() -> None:
         for name in names if dataset == "lidc" or args.variants else ["unet", "ldm"]:
             run_dir, trained = train_variant(dataset, name, seconds, console, suffix)
             runs[dataset, name] = run_dir
-            samplings = {name: None, "unet-spread": UNET_SPREAD} if name == "unet" else {name: None}
+            samplings = {name: None, "unet-spread": unet_spread(run_dir)} if name == "unet" else {name: None}
             for split in args.splits.split(",") if name in ("unet", "ldm") else ("val",):
                 for model, sampling in samplings.items():
                     metrics = evaluate(run_dir, split, images, console, sampling)

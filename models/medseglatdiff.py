@@ -17,7 +17,7 @@ from models.denoiser import ConcatDenoiser, ImageEncoder
 from models.diffusion import ddim_sample, denoising_step, diffusion_loss
 from models.ensemble import Ensemble
 from models.stages import Stage, StageLosses
-from models.thresholds import best_threshold, spread_thresholds
+from models.thresholds import best_spread, best_threshold, spread_thresholds
 
 
 class ConditionedDenoiser(nn.Module):
@@ -50,9 +50,11 @@ class MedSegLatDiff(nn.Module):
     under-confident on small lesions, so 0.5 can drop them, while on large structures 0.3 marks
     too much.
     prior_threshold_spread: s > 0 gives each of K samples its own start mask, thresholded at
-    start_threshold·e^(s·q_k) with q_k evenly spaced in [-1, 1] (clipped to [0.01, 0.99]): the
-    samples then span what the prior is unsure of (a faint nodule is in some samples, not all),
-    where one start mask makes them near copies; the middle sample keeps start_threshold.
+    start_threshold·e^(s·q_k) with q_k evenly spaced in [-1, 1] (models/thresholds.py; above 1 the
+    start mask is empty): the samples then span what the prior is unsure of (a faint nodule is in
+    some samples, not all), where one start mask makes them near copies; the middle sample keeps
+    start_threshold. None: the s whose nested prior masks best match the held-out annotators by GED,
+    fitted with the threshold at the end of the prior stage (`fitted_prior_threshold_spread`).
     prior_start_share: in training, the share of examples whose x_t is noised from the latent of
     the prior's mask (at the fitted threshold·e^(u), u uniform in [-1, 1]) instead of from the
     annotation's latent, the target still leading to the annotation: the denoiser learns to correct
@@ -76,7 +78,7 @@ class MedSegLatDiff(nn.Module):
         truncate_timesteps: bool = False,
         ae_crop: int = 0,
         prior_threshold: float | None = None,
-        prior_threshold_spread: float = 0.0,
+        prior_threshold_spread: float | None = 0.0,
         prior_start_share: float = 0.0,
     ) -> None:
         super().__init__()
@@ -90,6 +92,9 @@ class MedSegLatDiff(nn.Module):
         self.register_buffer("latent_scale", torch.tensor(float(latent_scale)))
         self.fitted_prior_threshold: torch.Tensor
         self.register_buffer("fitted_prior_threshold", torch.tensor(0.5))
+        self.fitted_prior_threshold_spread: torch.Tensor
+        self.register_buffer("fitted_prior_threshold_spread", torch.tensor(0.5))
+        self.register_load_state_dict_pre_hook(_spread_before_it_was_fitted)
         self.p_uncond = p_uncond
         self.guidance_scale = guidance_scale
         self.prior = prior
@@ -141,7 +146,7 @@ class MedSegLatDiff(nn.Module):
         """What each training example is noised from (see prior_start_share): the annotation's
         latent, or for a drawn share the latent of the prior's mask at a drawn threshold. None: all
         annotations. The fitted threshold, never the sampling-time override, keeps training
-        independent of sampling keys; e^(±1) spans more than sampling's default spread of 0.5."""
+        independent of sampling keys; e^(±1) is a fixed span, whatever spread sampling fitted."""
         if self.prior_start_share <= 0:
             return None
         count = latents.shape[0]
@@ -180,9 +185,15 @@ class MedSegLatDiff(nn.Module):
         fitted = round(float(self.fitted_prior_threshold), 6)  # a float32 buffer: 0.85 reads 0.8500000238
         return self.prior_threshold if self.prior_threshold is not None else fitted
 
+    @property
+    def start_spread(self) -> float:
+        """The start masks' spread: prior_threshold_spread, else the fitted one."""
+        fitted = round(float(self.fitted_prior_threshold_spread), 6)
+        return self.prior_threshold_spread if self.prior_threshold_spread is not None else fitted
+
     def start_thresholds(self, samples: int) -> torch.Tensor:
         """The start-mask threshold of each of `samples` samples (see prior_threshold_spread)."""
-        return spread_thresholds(self.start_threshold, self.prior_threshold_spread, samples)
+        return spread_thresholds(self.start_threshold, self.start_spread, samples)
 
     def prior_latents(
         self, images: torch.Tensor, prior_probs: torch.Tensor | None = None, samples: int = 1
@@ -284,7 +295,9 @@ class MedSegLatDiff(nn.Module):
         probs = torch.cat([self._prior_probs(images[i : i + 64]) for i in range(0, len(images), 64)])
         threshold = best_threshold(probs, annotations)
         self.fitted_prior_threshold.fill_(threshold)
-        return {"fitted_prior_threshold": threshold}
+        spread = best_spread(probs, annotations, threshold)
+        self.fitted_prior_threshold_spread.fill_(spread)
+        return {"fitted_prior_threshold": threshold, "fitted_prior_threshold_spread": spread}
 
     @torch.no_grad()
     def sample(
@@ -316,6 +329,11 @@ class MedSegLatDiff(nn.Module):
         )
         probs = torch.sigmoid(self.codec.decode(latents / self.latent_scale))
         return Ensemble(probs.reshape(samples, images.shape[0], *probs.shape[1:]))
+
+
+def _spread_before_it_was_fitted(module, state_dict, prefix, *args) -> None:
+    # Checkpoints written before the spread was fitted sampled with a fixed 0.5, the default then.
+    state_dict.setdefault(prefix + "fitted_prior_threshold_spread", torch.tensor(0.5))
 
 
 def _ema_with_warmup(decay: float):

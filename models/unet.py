@@ -61,5 +61,6 @@ class UNetSegmenter(nn.Module):
         if self.threshold_spread == 0:
             probs = torch.sigmoid(logits)
             return Ensemble(probs.unsqueeze(0).expand(samples, *probs.shape))
-        shifts = torch.logit(spread_thresholds(0.5, self.threshold_spread, samples)).to(logits.device)
+        # a threshold above 1 is an empty sample: logit(1) = ∞ shifts every logit to −∞
+        shifts = torch.logit(spread_thresholds(0.5, self.threshold_spread, samples).clamp(max=1.0)).to(logits.device)
         return Ensemble(torch.sigmoid(logits[None] - shifts.view(-1, 1, 1, 1, 1)))

@@ -87,7 +87,7 @@ class ModelConfig:
     prior_channels: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
     prior_strength: float = 1.0  # sampling starts from the prior's mask latent noised to s·T; 1 = pure noise
     prior_threshold: float | None = None  # probability making the prior's start mask; None: fitted on validation
-    prior_threshold_spread: float = 0.0  # each sample's start mask at threshold·e^(spread·q), q evenly in [-1, 1]
+    prior_threshold_spread: float | None = 0.0  # sample k's start mask at threshold·e^(spread·q_k); None: fitted
     threshold_spread: float = 0.0  # model.kind=unet: sample k is its map thresholded at 0.5·e^(spread·q_k)
     prior_start_share: float = 0.0  # training: share of x_t noised from the prior's mask, aimed at the annotation
     x0_loss_weight: float = 0.0  # WCE + Dice on the decoded x̂0, weighted by ᾱ_t
@@ -168,7 +168,12 @@ class ModelConfig:
         )
         for key in ("prior_threshold_spread", "threshold_spread"):
             spread = getattr(self, key)
-            _check(0.0 <= spread <= 3.0, f"model.{key}", f"{spread} must be in [0, 3]")
+            fittable = key == "prior_threshold_spread"
+            _check(
+                (spread is None and fittable) or (spread is not None and 0.0 <= spread <= 3.0),
+                f"model.{key}",
+                f"{spread} must be in [0, 3]" + (", or null to fit it on the validation images" if fittable else ""),
+            )
         _check(
             self.threshold_spread == 0 or self.kind == "unet",
             "model.threshold_spread",

@@ -122,9 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         config = load_config(args.overrides)
         summary = run(config, console)
         fitted = summary.get("fitted_prior_threshold") if config.model.prior_threshold is None else None
+        spread = summary.get("fitted_prior_threshold_spread") if config.model.prior_threshold_spread is None else None
         console.print(
             f"val Dice {summary['val_dice']:.3f} · IoU {summary['val_iou']:.3f} ({summary['val_images']} images)"
             + (f" · prior threshold {fitted:.2f} (fitted)" if fitted is not None else "")
+            + (f" · start spread {spread:.2f} (fitted)" if spread is not None else "")
             + f" · {summary['train_seconds']:.0f} s · {summary['run_dir']}"
         )
         return 0

@@ -1,7 +1,5 @@
-"""Distribution metrics between N sampled masks and A annotator masks of one image.
-
-Distance d(a, b) = 1 − IoU(a, b), with d(empty, empty) = 0: two raters who both see no
-lesion agree perfectly (the Probabilistic U-Net / PHiSeg convention)."""
+"""Distribution metrics between N sampled masks and A annotator masks of one image. The IoU
+distance and the GED live in models/distances.py: the latent model fits its spread by the same GED."""
 
 from __future__ import annotations
 
@@ -10,24 +8,9 @@ import math
 import torch
 from scipy.optimize import linear_sum_assignment
 
+from models.distances import generalized_energy_distance, iou_matrix
 
-def iou_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise IoU of masks a: N×H×W and b: M×H×W → N×M, 1 where both masks are empty."""
-    fa, fb = a.bool().flatten(1).float(), b.bool().flatten(1).float()
-    intersection = fa @ fb.T
-    union = fa.sum(1, keepdim=True) + fb.sum(1) - intersection
-    return torch.where(union > 0, intersection / union.clamp(min=1), torch.ones_like(union))
-
-
-def generalized_energy_distance(samples: torch.Tensor, annotations: torch.Tensor) -> float:
-    """Squared GED: 2·E[d(S, Y)] − E[d(S, S')] − E[d(Y, Y')]; samples N×H×W, annotations A×H×W.
-
-    Expectations run over all ordered pairs including identical ones (d = 0 there), as the
-    reference implementations do. 0 when the sample set equals the annotator set."""
-    cross = 1 - iou_matrix(samples, annotations)
-    within_s = 1 - iou_matrix(samples, samples)
-    within_y = 1 - iou_matrix(annotations, annotations)
-    return float(2 * cross.mean() - within_s.mean() - within_y.mean())
+__all__ = ["generalized_energy_distance", "hungarian_matched_iou", "iou_matrix"]
 
 
 def hungarian_matched_iou(samples: torch.Tensor, annotations: torch.Tensor) -> float:

@@ -80,7 +80,9 @@ def test_prior_stage_fits_the_start_threshold_into_a_buffer_it_owns():
     annotations = torch.zeros(4, 4, 32, 32)
     annotations[:, :3, 8:16, 8:16] = 1  # three of four annotators mark the same square
     learned = prior.after_stage(torch.randn(4, 1, 32, 32), annotations)
-    assert learned == {"fitted_prior_threshold": pytest.approx(0.3)}
+    assert learned["fitted_prior_threshold"] == pytest.approx(0.3)
+    assert learned["fitted_prior_threshold_spread"] == model.start_spread == 0.25  # some empty samples: annotator 4
+    assert "fitted_prior_threshold_spread".startswith(prior.owns)  # stored and reused with the prior
     assert model.fitted_prior_threshold.item() == pytest.approx(0.3) and "fitted_prior_threshold" in model.state_dict()
     assert model.start_threshold == pytest.approx(0.3)
     fixed, _ = _stages("model.prior_threshold=0.5")

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from models.thresholds import best_threshold, spread_thresholds
+from models.thresholds import SPREADS, best_spread, best_threshold, spread_thresholds
 
 
 def _square(value: float) -> torch.Tensor:
@@ -34,10 +34,40 @@ def test_the_majority_vote_is_the_target_and_ties_go_to_the_candidate_nearest_on
     assert best_threshold(_square(0.9), annotations) == pytest.approx(0.5)  # 0.05 … 0.9 all tie at Dice 1
 
 
-def test_spread_thresholds_centre_on_the_threshold_and_stay_in_range():
+def _images(*lesions: tuple[float, float]) -> torch.Tensor:
+    """One map per (lesion probability, probability of a false-positive square beside it)."""
+    probs = torch.zeros(len(lesions), 1, 16, 16)
+    for probs_i, (lesion, false_positive) in zip(probs, lesions, strict=True):
+        probs_i[..., 4:8, 4:8] = lesion
+        probs_i[..., 10:14, 10:14] = false_positive
+    return probs
+
+
+def test_a_threshold_within_one_standard_error_of_the_best_gives_way_to_the_one_nearest_one_half():
+    annotations = torch.zeros(20, 4, 16, 16)
+    annotations[:, :, 4:8, 4:8] = 1
+    # 18 clear lesions; one at 0.42 that only t ≤ 0.4 finds; one whose false positive at 0.42 t ≤ 0.4 keeps
+    probs = _images(*[(0.9, 0.0)] * 18, (0.42, 0.0), (0.9, 0.42))
+    assert best_threshold(probs[:19], annotations[:19]) == pytest.approx(0.4)  # one image decides: no doubt
+    assert best_threshold(probs, annotations) == pytest.approx(0.5)  # 0.4 is ahead by 0.033 ± 0.054
+    # ten under-confident lesions: 0.4 is ahead by 0.5 ± 0.11, well beyond one standard error
+    assert best_threshold(_images(*[(0.9, 0.0)] * 10, *[(0.42, 0.0)] * 10), annotations) == pytest.approx(0.4)
+
+
+def test_spread_thresholds_centre_on_the_threshold_and_only_the_lower_end_is_clipped():
     assert spread_thresholds(0.4, 0.5, 1).tolist() == pytest.approx([0.4])
     assert spread_thresholds(0.4, 0.0, 3).tolist() == pytest.approx([0.4] * 3)
     e = 2.718281828
     assert spread_thresholds(0.4, 0.5, 3).tolist() == pytest.approx([0.4 * e**-0.5, 0.4, 0.4 * e**0.5])
     wide = spread_thresholds(0.5, 3.0, 16)
-    assert wide.min() >= 0.01 and wide.max() <= 0.99
+    assert wide.min() >= 0.01 and wide.max() == pytest.approx(0.5 * e**3)  # above 1: an empty mask
+
+
+def test_the_spread_matching_one_annotator_is_none_and_matching_doubters_is_wide():
+    probs = _images((0.9, 0.0))
+    one = torch.zeros(1, 1, 16, 16)
+    one[..., 4:8, 4:8] = 1
+    assert best_spread(probs, one, 0.5) == 0.0  # every sample should be that annotator's mask
+    doubters = torch.zeros(1, 4, 16, 16)
+    doubters[:, :1, 4:8, 4:8] = 1  # one of four annotators marks the lesion, three mark nothing
+    assert best_spread(probs, doubters, 0.5) == max(SPREADS)  # as many empty samples as it can give

@@ -40,3 +40,11 @@ def test_the_spread_is_a_unet_key_with_a_bounded_value():
         load_config([*UNET, "model.threshold_spread=-0.5"])
     with pytest.raises(Exception, match="model.prior_threshold_spread"):  # the error names the latent model's key
         load_config(["data=synthetic", "model=medseglatdiff", "model.threshold_spread=0.5"])
+
+
+def test_a_threshold_above_one_is_an_empty_sample_not_a_nan():
+    model, probs = _unet(3.0)
+    ensemble = model.sample(torch.zeros(2, 1, 16, 16), samples=16)
+    assert not ensemble.probs.isnan().any()
+    empty = ensemble.masks.sum(dim=(1, 2, 3, 4)) == 0
+    assert empty.tolist() == [False] * 10 + [True] * 6  # 0.5·e^(3·q_k) > 1 for the six largest q_k

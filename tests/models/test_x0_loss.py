@@ -125,9 +125,19 @@ def test_a_threshold_spread_gives_each_sample_its_own_nested_start_mask():
     assert len(encoded[0]) == 6  # five masks of the first image, one (empty) of the second: each encoded once
 
 
-def test_a_large_spread_stays_inside_the_probability_range():
+def test_a_large_spread_starts_some_samples_from_an_empty_mask():
     model = build_model(load_config([*TINY, "model.prior_threshold=0.5", "model.prior_threshold_spread=3"]))
     thresholds = model.start_thresholds(16)
-    assert thresholds.min() >= 0.01 and thresholds.max() <= 0.99
+    assert thresholds.min() >= 0.01 and (thresholds > 1).sum() == 6  # q_k > ln 2 / 3: nothing reaches them
     with pytest.raises(Exception, match="model.prior_threshold_spread"):
         load_config([*TINY, "model.prior_threshold_spread=-1"])
+
+
+def test_a_null_spread_samples_with_the_fitted_one_and_old_checkpoints_keep_theirs():
+    model = build_model(load_config([*TINY, "model.prior_threshold=0.5", "model.prior_threshold_spread=null"]))
+    model.fitted_prior_threshold_spread.fill_(1.25)
+    assert model.start_spread == 1.25
+    assert torch.allclose(model.start_thresholds(3), 0.5 * torch.exp(torch.tensor([-1.25, 0.0, 1.25])))
+    old = {k: v for k, v in model.state_dict().items() if k != "fitted_prior_threshold_spread"}
+    model.load_state_dict(old)  # written before the spread was fitted: they sampled with 0.5
+    assert model.start_spread == 0.5
