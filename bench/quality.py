@@ -166,10 +166,10 @@ def evaluate(run_dir: Path, split: str, images: int, console: Console, sampling:
 
 
 @torch.no_grad()
-def unet_spread(run_dir: Path) -> list[str]:
-    """The trained UNet's map thresholded at 16 nested levels (models/unet.py), with the spread the
-    latent model's prior stage would fit on the same validation images: GED and ECE compare like
-    with like."""
+def unet_spread(run_dir: Path) -> float:
+    """The spread for a trained UNet's map thresholded at 16 nested levels (models/unet.py): the one
+    the latent model's prior stage would fit on the same validation images, so GED and ECE compare
+    like with like."""
     from platform.build import load_trained
     from platform.config import load_run_config
 
@@ -177,7 +177,7 @@ def unet_spread(run_dir: Path) -> list[str]:
     model, _ = load_trained(run_dir, config)
     images, masks = PreparedSplit.open(Path(config.train.prepared_dir) / config.data.name, "val").fitting_sample()
     probs = torch.cat([torch.sigmoid(model(images[i : i + 64])) for i in range(0, len(images), 64)])
-    return [f"model.threshold_spread={best_spread(probs, masks, 0.5)}"]
+    return best_spread(probs, masks, 0.5)
 
 
 def ms_per_mask(run_dir: Path, dataset: str, steps: int) -> float:
@@ -258,7 +258,9 @@ def main() -> None:
         for name in names if dataset == "lidc" or args.variants else ["unet", "ldm"]:
             run_dir, trained = train_variant(dataset, name, seconds, console, suffix)
             runs[dataset, name] = run_dir
-            samplings = {name: None, "unet-spread": unet_spread(run_dir)} if name == "unet" else {name: None}
+            samplings = {name: None}
+            if name == "unet":
+                samplings["unet-spread"] = [f"model.threshold_spread={unet_spread(run_dir)}"]
             for split in args.splits.split(",") if name in ("unet", "ldm") else ("val",):
                 for model, sampling in samplings.items():
                     metrics = evaluate(run_dir, split, images, console, sampling)

@@ -1,6 +1,6 @@
 """What the current fitting rules choose for a trained run, without retraining: the prior's start
 threshold and spread (MedSegLatDiff, the prior stage's own `_fit_prior_threshold`) or the UNet's
-threshold spread (`best_spread` at 0.5, as `bench.quality` fits it), on the validation split's
+threshold spread (`bench.quality.unet_spread`), on the validation split's
 fitting sample. For runs trained before a rule changed; pass the printed values to
 `platform.evaluate` as sampling overrides. Usage:
 
@@ -9,14 +9,17 @@ fitting sample. For runs trained before a rule changed; pass the printed values 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from platform.build import load_trained
 from platform.config import load_run_config
 from platform.data.loader import PreparedSplit
+from platform.errors import ConfigError
+from typing import NoReturn
 
 import torch
 
-from models.thresholds import best_spread
+from bench.quality import unet_spread
 
 
 @torch.no_grad()
@@ -27,20 +30,29 @@ def main() -> None:
     torch.set_num_threads(2)
     results = []
     for run in args.runs:
-        config = load_run_config(run / "config.yaml")
-        model, _ = load_trained(run, config)
-        images, masks = PreparedSplit.open(Path(config.train.prepared_dir) / config.data.name, "val").fitting_sample()
-        if getattr(model, "prior", None) is not None:
-            fitted = model._fit_prior_threshold(images, masks)
+        try:
+            config = load_run_config(run / "config.yaml")
+        except ConfigError as error:
+            _usage(str(error))
+        if config.model.prior:
+            model, _ = load_trained(run, config)
+            split = PreparedSplit.open(Path(config.train.prepared_dir) / config.data.name, "val")
+            fitted = model._fit_prior_threshold(*split.fitting_sample())
             values = {"threshold": fitted["fitted_prior_threshold"], "spread": fitted["fitted_prior_threshold_spread"]}
             overrides = f"model.prior_threshold={values['threshold']} model.prior_threshold_spread={values['spread']}"
-        else:
-            probs = torch.cat([torch.sigmoid(model(images[i : i + 64])) for i in range(0, len(images), 64)])
-            values = {"spread": best_spread(probs, masks, 0.5)}
+        elif config.model.kind == "unet":
+            values = {"spread": unet_spread(run)}
             overrides = f"model.threshold_spread={values['spread']}"
+        else:
+            _usage(f"{run}: a {config.model.kind} run without a prior has no start masks to fit")
         print(f"{run}: {overrides}")
         results += [f"{run.name.replace('-', '_')}_{key}={value}" for key, value in values.items()]
     print("RESULT " + " ".join(results))
+
+
+def _usage(message: str) -> NoReturn:
+    print(message, file=sys.stderr)
+    raise SystemExit(2)
 
 
 if __name__ == "__main__":
