@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from platform.evaluation.registry import BY_NAME
-from platform.evaluation.statistics import paired_comparison
+from platform.evaluation.statistics import paired_comparison, with_dice_nonempty
 from platform.spec import StudySpec, parameter_column
 from typing import Any
 
@@ -83,9 +83,7 @@ def answer(spec: StudySpec, done: pl.DataFrame, images: pl.DataFrame) -> tuple[s
 def _per_image(images: pl.DataFrame, trials: list[str]) -> pl.DataFrame:
     """Per-image metrics of one configuration, averaged over its seeds (its trials)."""
     rows = images.filter(pl.col("trial_id").is_in(trials))
-    rows = rows.with_columns(
-        pl.when(pl.col("foreground") > 0).then(pl.col("dice")).otherwise(None).alias("dice_nonempty")
-    )
+    rows = with_dice_nonempty(rows)
     numeric = [c for c in rows.columns if c in BY_NAME or c == "dice_nonempty"]
     return rows.group_by("id", "group").agg(pl.col(c).mean() for c in dict.fromkeys(numeric))
 

@@ -47,7 +47,7 @@ from platform.evaluation.figures import (
 )
 from platform.evaluation.registry import SUMMARY_METRICS, format_cell
 from platform.evaluation.runs import evaluate_checkpoint
-from platform.evaluation.statistics import paired_comparison
+from platform.evaluation.statistics import paired_comparison, with_dice_nonempty
 from platform.results import write_table
 
 import polars as pl
@@ -227,7 +227,12 @@ def compare_runs(run_a: Path, run_b: Path, options: dict[str, str]) -> pl.DataFr
     cluster = options.get("cluster")
     if cluster and cluster not in frames[0].columns:
         raise UsageError(f"cluster={cluster!r}: not a column of the images table")
-    table = paired_comparison(frames[0], frames[1], cluster=cluster)
+    # dice_nonempty first when some slices have an empty consensus (LIDC): there overall Dice
+    # rewards predicting nothing.
+    a, b = (with_dice_nonempty(f) for f in frames)
+    some_empty = a["dice_nonempty"].null_count() > 0
+    metrics = ("dice_nonempty",) * some_empty + ("dice", "ece", "brier")
+    table = paired_comparison(a, b, metrics, cluster=cluster)
     write_table(
         table.with_columns(pl.lit(run_a.name).alias("run_a"), pl.lit(run_b.name).alias("run_b")),
         run_b / f"eval-{split}" / f"compare-{run_a.name}.parquet",

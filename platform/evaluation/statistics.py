@@ -9,6 +9,14 @@ import polars as pl
 from scipy.stats import mannwhitneyu, wilcoxon
 
 
+def with_dice_nonempty(images: pl.DataFrame) -> pl.DataFrame:
+    """Per-image `dice_nonempty`: the image's Dice where its consensus is not empty, else null, so a
+    comparison of it pairs only the slices that have something to find."""
+    return images.with_columns(
+        pl.when(pl.col("foreground") > 0).then(pl.col("dice")).otherwise(None).alias("dice_nonempty")
+    )
+
+
 def paired_comparison(
     a: pl.DataFrame,
     b: pl.DataFrame,

@@ -1,5 +1,6 @@
 """The evaluation command on tiny trained runs: tables, figures, streaming, paired statistics."""
 
+from pathlib import Path
 from platform.evaluate import compare_runs, evaluate_run, main
 from platform.evaluation.registry import SUMMARY_METRICS
 from platform.evaluation.statistics import paired_comparison
@@ -74,10 +75,38 @@ def test_compare_two_runs(trained, capsys):
     for run in (a, b):
         evaluate_run(run, {"samples": "2", "steps": "2"}, [], Console(quiet=True))
     table = compare_runs(a, b, {"cluster": "group"})
-    assert table["metric"].to_list() == ["dice", "ece", "brier"]
+    assert table["metric"].to_list()[-3:] == ["dice", "ece", "brier"]
     assert (table["ci_low"] <= table["difference"]).all() and (table["difference"] <= table["ci_high"]).all()
     assert main(["compare", str(a), str(b)]) == 0
     assert "Wilcoxon" in capsys.readouterr().out
+
+
+def _evaluated(folder: Path, dice: list[float], foreground: list[float]) -> Path:
+    (folder / "eval-val").mkdir(parents=True)
+    n = len(dice)
+    pl.DataFrame(
+        {"id": [f"p{i // 2}/s{i}" for i in range(n)], "group": [f"p{i // 2}" for i in range(n)], "dice": dice}
+        | {"foreground": foreground, "ece": [0.01] * n, "brier": [0.02] * n}
+    ).write_parquet(folder / "eval-val" / "images.parquet")
+    return folder
+
+
+def test_compare_puts_dice_on_non_empty_slices_first_when_some_are_empty(tmp_path):
+    """On LIDC about a third of the slices have an empty consensus: there Dice is 1 for predicting
+    nothing, so the comparison leads with the slices that have a lesion to find."""
+    empty_slices = [0.0, 0.002, 0.0, 0.01]
+    a = _evaluated(tmp_path / "a", [1.0, 0.6, 1.0, 0.5], empty_slices)
+    b = _evaluated(tmp_path / "b", [0.0, 0.8, 0.0, 0.9], empty_slices)
+    table = compare_runs(a, b, {"cluster": "group"})
+    assert table["metric"].to_list() == ["dice_nonempty", "dice", "ece", "brier"]
+    row = table.row(0, named=True)
+    assert row["pairs"] == 2 and row["difference"] == pytest.approx(0.3)  # (0.2 + 0.4) / 2
+    assert row["mean_a"] == pytest.approx(0.55) and row["mean_b"] == pytest.approx(0.85)
+    assert table.row(1, named=True)["difference"] == pytest.approx(-0.35)  # overall Dice says the opposite
+    ph2 = compare_runs(
+        _evaluated(tmp_path / "c", [0.9, 0.8], [0.3, 0.2]), _evaluated(tmp_path / "d", [0.8, 0.9], [0.3, 0.2]), {}
+    )
+    assert ph2["metric"].to_list() == ["dice", "ece", "brier"]  # no empty slice: it would repeat dice
 
 
 def test_paired_bootstrap_recovers_a_known_difference():
