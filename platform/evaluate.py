@@ -230,8 +230,9 @@ def compare_runs(run_a: Path, run_b: Path, options: dict[str, str]) -> pl.DataFr
     # dice_nonempty first when some slices have an empty consensus (LIDC): there overall Dice
     # rewards predicting nothing.
     a, b = (with_dice_nonempty(f) for f in frames)
-    some_empty = a["dice_nonempty"].null_count() > 0
-    metrics = ("dice_nonempty",) * some_empty + ("dice", "ece", "brier")
+    metrics: tuple[str, ...] = ("dice", "ece", "brier")
+    if a["dice_nonempty"].null_count() > 0:
+        metrics = ("dice_nonempty", *metrics)
     table = paired_comparison(a, b, metrics, cluster=cluster)
     write_table(
         table.with_columns(pl.lit(run_a.name).alias("run_a"), pl.lit(run_b.name).alias("run_b")),
