@@ -29,7 +29,9 @@ def paired_comparison(
     """Mean difference b − a of each metric, its bootstrap CI and the Wilcoxon p-value.
 
     a, b: per-image tables with an `id` column (and `cluster`, e.g. the patient, when given:
-    then whole clusters are resampled, since slices of one patient are not independent).
+    then whole clusters are resampled, since slices of one patient are not independent). Each
+    metric resamples only the clusters it has pairs in: a patient whose slices all have an empty
+    consensus has no `dice_nonempty`, and drawing it would only vary how many patients count.
     Raises UsageError when the runs share no image."""
     joined = a.join(b, on="id", suffix="_b")
     if joined.is_empty():
@@ -43,9 +45,13 @@ def paired_comparison(
         ok = np.isfinite(diff)
         sums = np.bincount(inverse[ok], weights=diff[ok], minlength=len(unique))
         counts = np.bincount(inverse[ok], minlength=len(unique))
-        picks = rng.integers(0, len(unique), size=(resamples, len(unique)))
-        boot = sums[picks].sum(1) / np.maximum(counts[picks].sum(1), 1)
-        low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
+        paired = counts > 0
+        sums, counts = sums[paired], counts[paired]
+        low = high = float("nan")  # no pair at all: nothing to resample
+        if paired.any():
+            picks = rng.integers(0, len(sums), size=(resamples, len(sums)))
+            boot = sums[picks].sum(1) / counts[picks].sum(1)
+            low, high = np.quantile(boot, [(1 - confidence) / 2, (1 + confidence) / 2])
         nonzero = diff[ok][diff[ok] != 0]
         p_value = float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 2 else float("nan")
         rows.append(
@@ -53,12 +59,12 @@ def paired_comparison(
                 "metric": metric,
                 "mean_a": _mean_over(joined[metric], ok),
                 "mean_b": _mean_over(joined[f"{metric}_b"], ok),
-                "difference": float(diff[ok].mean()),
+                "difference": float(diff[ok].mean()) if ok.any() else float("nan"),
                 "ci_low": float(low),
                 "ci_high": float(high),
                 "wilcoxon_p": p_value,
                 "pairs": int(ok.sum()),
-                "clusters": len(unique),
+                "clusters": int(paired.sum()),
             }
         )
     return pl.DataFrame(rows)

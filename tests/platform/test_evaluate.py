@@ -121,6 +121,24 @@ def test_paired_bootstrap_recovers_a_known_difference():
     assert same["difference"] == 0 and np.isnan(same["wilcoxon_p"])
 
 
+def test_paired_bootstrap_resamples_only_the_clusters_a_metric_has_pairs_in():
+    rng = np.random.default_rng(1)
+    ids, groups = [str(i) for i in range(40)], [f"p{i // 4}" for i in range(40)]  # ten patients of four slices
+    a = pl.DataFrame({"id": ids, "group": groups, "dice": rng.uniform(0.4, 0.9, 40)})
+    b = a.with_columns(pl.col("dice") + rng.normal(0.05, 0.05, 40))
+    # two more patients whose slices all have an empty consensus: no pair for `dice`
+    empty = pl.DataFrame({"id": [f"e{i}" for i in range(8)], "group": [f"q{i // 4}" for i in range(8)]})
+    empty = empty.with_columns(pl.lit(None, pl.Float64).alias("dice"))
+    alone, padded = (
+        paired_comparison(a, b, ("dice",), "group"),
+        paired_comparison(pl.concat([a, empty]), pl.concat([b, empty]), ("dice",), "group"),
+    )
+    assert padded["clusters"][0] == alone["clusters"][0] == 10 and padded["pairs"][0] == 40
+    assert padded["ci_low"][0] == alone["ci_low"][0] and padded["ci_high"][0] == alone["ci_high"][0]
+    none = paired_comparison(empty, empty, ("dice",), "group").row(0, named=True)
+    assert none["pairs"] == 0 and np.isnan(none["ci_low"]) and np.isnan(none["ci_high"])
+
+
 def test_bad_evaluate_arguments_exit_2(tmp_path):
     assert main(["run=" + str(tmp_path)]) == 2
     assert main(["samples=3"]) == 2
