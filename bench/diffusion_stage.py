@@ -5,10 +5,12 @@ the denoiser and its image encoder start again from their seeded initial weights
 run's `diffusion_steps` with the overrides applied. A diffusion-stage option is then compared with
 its base on the same frozen stages, in about 2 minutes of training instead of a whole budget: run
 once without overrides (it reproduces the run's own diffusion stage, a check of the setup) and once
-per option. Writes runs/diffusion-stage/<name>/ and prints the evaluation of one split (16 samples,
-20 DDIM steps, every image) and a last line `RESULT ...`. Usage:
+per option. `--autoencoder` retrains the mask autoencoder too (its `ae_steps`, then a new latent
+scale), keeping only the prior: for an option of the codec. Writes runs/diffusion-stage/<name>/ and
+prints the evaluation of one split (16 samples, 20 DDIM steps, every image) and a last line
+`RESULT ...`. Usage:
 
-  python -m bench.diffusion_stage runs/bench-quality/lidc-ldm NAME [override ...]
+  python -m bench.diffusion_stage runs/bench-quality/lidc-ldm NAME [--autoencoder] [override ...]
   python -m bench.diffusion_stage runs/bench-quality/lidc-ldm x0-p0.5 model.prediction=sample \
       model.prior_start_share=0.5"""
 
@@ -43,6 +45,7 @@ def retrain(console: Console) -> int:
     parser.add_argument("name", help="the new run's folder name under runs/diffusion-stage/")
     parser.add_argument("overrides", nargs="*", help="model.<key>=... or train.<key>=... for the diffusion stage")
     parser.add_argument("--split", default="val")
+    parser.add_argument("--autoencoder", action="store_true", help="retrain the mask autoencoder too")
     args = parser.parse_args()
     out = RUNS / args.name
     config = load_run_config(
@@ -51,16 +54,18 @@ def retrain(console: Console) -> int:
     payload = load_checkpoint(args.run / CHECKPOINT)
     if "diffusion" not in payload["state"]["stages_done"]:
         parser.error(f"{args.run}: not a MedSegLatDiff run with a finished diffusion stage")
+    retrained = ("autoencoder", "diffusion") if args.autoencoder else ("diffusion",)
+    owned = ("codec.", "latent_scale", "net.", "ema.") if args.autoencoder else ("net.", "ema.")  # the stages' `owns`
     model = build_model(config, payload["state"]["latent_scale"])
     weights = model.state_dict()
-    weights.update({k: v for k, v in payload["model"].items() if not k.startswith(("net.", "ema."))})
+    weights.update({k: v for k, v in payload["model"].items() if not k.startswith(owned)})
     try:
         model.load_state_dict(weights)
     except RuntimeError as exc:
-        parser.error(f"{args.run}: the overrides change more than the diffusion stage ({str(exc)[:160]})")
+        parser.error(f"{args.run}: the overrides change more than the retrained stages ({str(exc)[:160]})")
     state = dict(payload["state"], stage="", step=0)
-    state["stages_done"] = [s for s in state["stages_done"] if s != "diffusion"]
-    state["metrics"] = [m for m in state["metrics"] if m["stage"] != "diffusion"]
+    state["stages_done"] = [s for s in state["stages_done"] if s not in retrained]
+    state["metrics"] = [m for m in state["metrics"] if m["stage"] not in retrained]
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     save_checkpoint(out / CHECKPOINT, {"model": model.state_dict(), "state": state})

@@ -29,6 +29,7 @@ STAGE_READS: dict[str, tuple[str, ...]] = {
         "model.ae_width",
         "model.ae_crop",
         "model.kl_weight",
+        "model.ae_sample_posterior",
         "model.norm_num_groups",
         *SEGMENTATION_LOSS,
     ),
@@ -86,7 +87,7 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
         return UNetSegmenter(d.channels, m.encoder_channels, m.threshold_spread)
     codec: nn.Module
     if m.kind == "medseglatdiff":
-        codec = MaskAutoencoder(m.ae_channels, m.latent_channels, m.norm_num_groups)
+        codec = MaskAutoencoder(m.ae_channels, m.latent_channels, m.norm_num_groups, m.ae_sample_posterior)
     else:
         codec = PixelMaskCodec()
     seeded(1)

@@ -64,6 +64,7 @@ class ModelConfig:
     ae_width: int = 16  # autoencoder channels: [w, 2w, 2w, ...], one level per halving
     ae_crop: int = 0  # mask autoencoder trained on random crops of this side; 0 or ≥ image size: whole masks
     kl_weight: float = 1e-6
+    ae_sample_posterior: bool = True  # false: the autoencoder decodes the posterior mean in training too
     wce_weight: float | None = None  # None: the dataset's paper default (data.wce_weight)
     adaptive_wce: bool = False  # w = background/foreground pixel ratio of the training set
     adaptive_wce_max: float = 100.0

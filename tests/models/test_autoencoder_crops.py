@@ -48,3 +48,12 @@ def test_a_crop_as_large_as_the_image_trains_on_whole_masks():
     model.codec.forward = lambda masks: seen.append(masks.shape) or codec_forward(masks)
     model.stages(LOSSES)[0].loss(torch.randn(2, 1, 32, 32), (torch.rand(2, 1, 32, 32) > 0.7).float())
     assert seen == [torch.Size([2, 1, 32, 32])]
+
+
+def test_without_posterior_sampling_the_autoencoder_trains_on_the_posterior_mean():
+    masks = (torch.rand(2, 1, 32, 32) > 0.7).float()
+    deterministic = build_model(load_config([*TINY, "model.ae_sample_posterior=false"])).codec
+    mean_decoded = deterministic.decode(deterministic.encode(masks)[0])
+    assert torch.equal(deterministic(masks)[0], mean_decoded) and torch.equal(deterministic(masks)[0], mean_decoded)
+    variational = build_model(load_config([*TINY, "model.ae_sample_posterior=true"])).codec  # the paper's VAE
+    assert not torch.allclose(variational(masks)[0], variational.decode(variational.encode(masks)[0]))
