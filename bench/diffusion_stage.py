@@ -46,7 +46,7 @@ def retrain(console: Console) -> int:
     parser.add_argument("overrides", nargs="*", help="model.<key>=... or train.<key>=... for the diffusion stage")
     parser.add_argument("--split", default="val")
     parser.add_argument("--autoencoder", action="store_true", help="retrain the mask autoencoder too")
-    args = parser.parse_args()
+    args = parser.parse_intermixed_args()  # overrides may follow --autoencoder
     out = RUNS / args.name
     config = load_run_config(
         args.run / "config.yaml", [*args.overrides, f"train.runs_dir={RUNS}", f"train.run_name={args.name}"]

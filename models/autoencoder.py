@@ -16,10 +16,9 @@ class MaskAutoencoder(nn.Module):
 
     sample_posterior: the decoder trains on a reparameterised sample of the posterior (a VAE, the
     paper's codec); False: on the posterior mean, which sampling encodes anyway (a plain
-    autoencoder). On LIDC the sampled latents made one of five seeds' decoders erode small masks
-    (annotator masks under 50 px: Dice 0.89 through the codec, 85 % of their area kept), where the
-    mean's kept 0.97–0.98 in every seed; yet the sampled masks' validation dice_nonempty moved by
-    +0.003 on average (−0.013 to +0.024 per seed), within run-to-run spread (BENCHMARKS.md)."""
+    autoencoder). On LIDC neither is reliable at 720 steps: in five seeds each, one codec erodes
+    small masks (annotator masks under 50 px: Dice 0.89 with 85 % of their area kept with samples,
+    0.87 with 81 % on the mean), the others reach 0.95–0.99 (BENCHMARKS.md)."""
 
     def __init__(
         self, channels: list[int], latent_channels: int, norm_num_groups: int = 8, sample_posterior: bool = True
