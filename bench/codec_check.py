@@ -4,13 +4,13 @@ Trains only the autoencoder stage (`train.stage=autoencoder`, 2 threads, batch 1
 Hydra overrides on top of `data=lidc model=medseglatdiff`, then encodes and decodes the consensus
 (majority vote) of every validation slice: Dice on the non-empty ones, also split at their median
 lesion area (`platform.evaluation.reconstruction`). This is the ceiling of the latent model's
-`dice_nonempty`; a minute per 240 steps on LIDC, so step budgets and crops are cheap to compare.
+`dice_nonempty`; about 140 s for LIDC's 1440 steps here, so step budgets and crops are cheap to compare.
 A few validation consensus masks are a pixel or two (annotators overlapping at one spot) and move
 that ceiling by 0.008 each, so it also reports each annotator's own masks of at least 5 px through
 the codec: Dice and the share of their area kept, under 50 px (small nodules) and above.
 Nothing else may run meanwhile (the seconds are part of the answer). Usage:
 
-  python -m bench.codec_check train.ae_steps=480 [model.ae_crop=32] [train.seed=1]
+  python -m bench.codec_check train.ae_steps=720 [model.ae_crop=32] [train.seed=1]
   python -m bench.codec_check train.seed=2 model.ae_sample_posterior=false"""
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ class MaskAutoencoder(nn.Module):
     paper's codec); False: on the posterior mean, which sampling encodes anyway (a plain
     autoencoder). On LIDC neither is reliable at 720 steps: in five seeds each, one codec erodes
     small masks (annotator masks under 50 px: Dice 0.89 with 85 % of their area kept with samples,
-    0.87 with 81 % on the mean); the VAE at 1440 steps (the LIDC budget) keeps them in all five
-    (0.97–0.99, at least 96 % of their area; BENCHMARKS.md)."""
+    0.87 with 81 % on the mean); the VAE at 1440 steps (the LIDC budget) keeps them in eight
+    seeds of eight (0.97–0.99, at least 96 % of their area; BENCHMARKS.md)."""
 
     def __init__(
         self, channels: list[int], latent_channels: int, norm_num_groups: int = 8, sample_posterior: bool = True
