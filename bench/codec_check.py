@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from platform.config import load_config
 from platform.data.loader import PreparedSplit
-from platform.evaluation.reconstruction import reconstruction_by_size
+from platform.evaluation.reconstruction import reconstruction_by_size, round_trip
 from platform.metrics import dice, majority_vote
 from platform.training import fit
 
@@ -30,18 +30,10 @@ import torch
 RUNS = Path("runs/bench-codec")
 
 
-@torch.no_grad()
-def through_codec(codec: torch.nn.Module, masks: torch.Tensor, batch: int) -> torch.Tensor:
-    """masks N×1×H×W encoded (posterior mean), decoded and thresholded at 0.5, `batch` at a time."""
-    decoded = [codec.decode(codec.encode(masks[i : i + batch])[0]) for i in range(0, len(masks), batch)]
-    return (torch.sigmoid(torch.cat(decoded)) >= 0.5).float()
-
-
 def ceiling(codec: torch.nn.Module, split: PreparedSplit) -> float:
     consensus = majority_vote(torch.from_numpy(split.masks.copy()).float()).float()
-    nonempty = consensus.flatten(1).sum(1) > 0
-    reconstruction = through_codec(codec, consensus, 32)
-    return float(dice(reconstruction[:, 0], consensus[:, 0])[nonempty].mean())
+    consensus = consensus[consensus.flatten(1).sum(1) > 0]  # the non-empty slices: only they count
+    return float(dice(round_trip(codec, consensus)[:, 0], consensus[:, 0]).mean())
 
 
 def annotator_roundtrip(codec: torch.nn.Module, split: PreparedSplit, small: int = 50) -> dict[str, float]:
@@ -49,7 +41,7 @@ def annotator_roundtrip(codec: torch.nn.Module, split: PreparedSplit, small: int
     mean, threshold 0.5), below and at or above `small` px, and the share of the small ones' area kept."""
     masks = torch.from_numpy(split.masks.copy()).float().flatten(0, 1)[:, None]  # (N·A)×1×H×W
     masks = masks[masks.flatten(1).sum(1) >= 5]
-    kept = through_codec(codec, masks, 64)
+    kept = round_trip(codec, masks, 64)
     scores, below = dice(kept[:, 0], masks[:, 0]), masks.flatten(1).sum(1) < small
     return {
         "annotator_dice_small": float(scores[below].mean()),

@@ -30,6 +30,8 @@ from platform.train import run as train_run
 from rich.console import Console
 
 from bench.quality import evaluate
+from models.losses import SegmentationLoss
+from models.stages import StageLosses
 
 RUNS = Path("runs/diffusion-stage")
 SHOWN = ("dice_nonempty", "dice", "iou", "ged", "hm_iou", "ece", "brier")
@@ -55,8 +57,9 @@ def retrain(console: Console) -> int:
     if "diffusion" not in payload["state"]["stages_done"]:
         parser.error(f"{args.run}: not a MedSegLatDiff run with a finished diffusion stage")
     retrained = ("autoencoder", "diffusion") if args.autoencoder else ("diffusion",)
-    owned = ("codec.", "latent_scale", "net.", "ema.") if args.autoencoder else ("net.", "ema.")  # the stages' `owns`
     model = build_model(config, payload["state"]["latent_scale"])
+    stages = model.stages(StageLosses(SegmentationLoss(1.0)))  # only their names and `owns` are read
+    owned = tuple(prefix for stage in stages if stage.name in retrained for prefix in stage.owns)
     weights = model.state_dict()
     weights.update({k: v for k, v in payload["model"].items() if not k.startswith(owned)})
     try:

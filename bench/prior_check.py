@@ -16,6 +16,7 @@ from pathlib import Path
 from platform.build import load_trained
 from platform.config import load_run_config
 from platform.data.loader import PreparedSplit
+from platform.evaluation.reconstruction import round_trip
 from platform.metrics import dice, majority_vote
 
 import torch
@@ -38,15 +39,13 @@ def main() -> None:
     def batched(fn, x: torch.Tensor) -> torch.Tensor:
         return torch.cat([fn(x[i : i + 32]) for i in range(0, len(x), 32)])
 
-    def through_codec(masks: torch.Tensor) -> torch.Tensor:
-        return (torch.sigmoid(model.codec.decode(model.codec.encode(masks[:, None])[0])) >= 0.5).float()[:, 0]
+    def through_codec(masks: torch.Tensor) -> torch.Tensor:  # N×H×W
+        return round_trip(model.codec, masks[:, None])[:, 0]
 
     probs = batched(lambda x: torch.sigmoid(model.prior(x)), images)[:, 0]
     rows = {f"prior >= {t}": (probs >= t).float() for t in (0.5, 0.4, 0.3)}
-    rows[f"autoencoder(prior >= {model.start_threshold:.2f})"] = batched(
-        through_codec, (probs >= model.start_threshold).float()
-    )
-    rows["autoencoder(consensus)"] = batched(through_codec, consensus)
+    rows[f"autoencoder(prior >= {model.start_threshold:.2f})"] = through_codec((probs >= model.start_threshold).float())
+    rows["autoencoder(consensus)"] = through_codec(consensus)
     scores = {name: float(dice(mask, consensus)[nonempty].mean()) for name, mask in rows.items()}
     for name, value in scores.items():
         print(f"{name:32s} dice_nonempty {value:.3f}")

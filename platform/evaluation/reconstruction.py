@@ -15,6 +15,16 @@ from torch import nn
 
 
 @torch.no_grad()
+def round_trip(codec: nn.Module, masks: torch.Tensor, batch_size: int = 32) -> torch.Tensor:
+    """Masks N×1×H×W through the codec: encoded (posterior mean), decoded, thresholded at 0.5."""
+    decoded = [
+        codec.decode(codec.encode(masks[i : i + batch_size])[0])  # type: ignore[operator]
+        for i in range(0, len(masks), batch_size)
+    ]
+    return (torch.sigmoid(torch.cat(decoded)) >= 0.5).float()
+
+
+@torch.no_grad()
 def reconstruction_by_size(
     codec: nn.Module, split: PreparedSplit, limit: int = 256, batch_size: int = 32
 ) -> dict[str, float]:
@@ -27,14 +37,10 @@ def reconstruction_by_size(
     if len(nonempty) == 0:
         return {"ae_dice_small": float("nan"), "ae_dice_large": float("nan")}
     codec.eval()
-    dices = []
-    for start in range(0, len(nonempty), batch_size):
-        masks = consensus[nonempty[start : start + batch_size]]
-        mean, _ = codec.encode(masks)  # type: ignore[operator]
-        predicted = (torch.sigmoid(codec.decode(mean)) >= 0.5).float()  # type: ignore[operator]
-        overlap = (predicted * masks).flatten(1).sum(1)
-        dices.append(2 * overlap / (predicted.flatten(1).sum(1) + masks.flatten(1).sum(1)))
-    dice = torch.cat(dices)
+    masks = consensus[nonempty]
+    predicted = round_trip(codec, masks, batch_size)
+    overlap = (predicted * masks).flatten(1).sum(1)
+    dice = 2 * overlap / (predicted.flatten(1).sum(1) + masks.flatten(1).sum(1))
     size = areas[nonempty]
     small = size < size.median()
     return {
