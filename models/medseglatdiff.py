@@ -43,7 +43,8 @@ class MedSegLatDiff(nn.Module):
     weighted by ᾱ_t (large t gives x̂0 that is mostly amplified noise).
     truncate_timesteps: with a prior and prior_strength s < 1, train only on t < s·T, the
     timesteps sampling visits, instead of spreading the budget over all T.
-    ae_crop: side of the random mask crops the autoencoder stage trains on (0: whole masks).
+    ae_crop: side of the random mask crops the autoencoder stage trains on (0: whole masks);
+    ae_crop_foreground: each crop of a mask with foreground holds some of it.
     prior_threshold: probability at which the prior's map becomes the start mask; None: the one
     fitted at the end of the prior stage (`fitted_prior_threshold`, models/thresholds.py) on
     held-out images, or training images when the loop has none: a prior trained briefly is
@@ -77,6 +78,7 @@ class MedSegLatDiff(nn.Module):
         x0_loss_weight: float = 0.0,
         truncate_timesteps: bool = False,
         ae_crop: int = 0,
+        ae_crop_foreground: bool = False,
         prior_threshold: float | None = None,
         prior_threshold_spread: float | None = 0.0,
         prior_start_share: float = 0.0,
@@ -101,6 +103,7 @@ class MedSegLatDiff(nn.Module):
         self.prior_strength = prior_strength
         self.x0_loss_weight = x0_loss_weight
         self.ae_crop = ae_crop
+        self.ae_crop_foreground = ae_crop_foreground
         self.prior_threshold = prior_threshold
         self.prior_threshold_spread = prior_threshold_spread
         self.prior_start_share = prior_start_share if prior is not None else 0.0
@@ -232,7 +235,9 @@ class MedSegLatDiff(nn.Module):
                     "autoencoder",
                     ("ae_steps",),
                     self.codec.parameters,
-                    lambda images, masks: autoencoder_loss(self.codec, masks, losses, self.ae_crop),
+                    lambda images, masks: autoencoder_loss(
+                        self.codec, masks, losses, self.ae_crop, self.ae_crop_foreground
+                    ),
                     owns=("codec.", "latent_scale"),
                     after_stage=self._fit_latent_scale,
                 )

@@ -63,6 +63,7 @@ class ModelConfig:
     latent_channels: int = 4
     ae_width: int = 16  # autoencoder channels: [w, 2w, 2w, ...], one level per halving
     ae_crop: int = 0  # mask autoencoder trained on random crops of this side; 0 or ≥ image size: whole masks
+    ae_crop_foreground: bool = False  # a crop of a mask with foreground holds some of it
     kl_weight: float = 1e-6
     ae_sample_posterior: bool = True  # false: the autoencoder decodes the posterior mean in training too
     wce_weight: float | None = None  # None: the dataset's paper default (data.wce_weight)

@@ -25,6 +25,31 @@ def test_each_crop_is_a_window_of_its_own_mask():
     assert random_crops(masks, 0) is masks and random_crops(masks, 16) is masks
 
 
+def test_foreground_crops_hold_foreground_wherever_it_lies():
+    torch.manual_seed(0)
+    masks = torch.zeros(4, 1, 64, 64)
+    masks[0, 0, 30:33, 40:42] = 1  # a small lesion near the middle
+    masks[1, 0, 0, 63] = 1  # one pixel in a corner: the window must clip to the image
+    masks[2, 0, 60:64, 0:3] = 1
+    repeated = masks.repeat(50, 1, 1, 1)  # mask 3 stays empty
+    crops = random_crops(repeated, 16, on_foreground=True)
+    assert crops.shape == (200, 1, 16, 16)
+    held = crops.flatten(1).sum(1).view(50, 4)
+    assert (held[:, :3] > 0).all() and (held[:, 3] == 0).all()
+    uniform = random_crops(repeated, 16).flatten(1).sum(1).view(50, 4)
+    assert (uniform[:, 0] == 0).sum() > 10  # without it most windows miss the lesion
+
+
+def test_foreground_crops_are_windows_of_their_own_mask_at_varying_places():
+    torch.manual_seed(1)
+    values = torch.arange(32 * 32, dtype=torch.float32).reshape(1, 1, 32, 32) + 1  # every pixel unique, all > 0
+    crops = random_crops(values.expand(40, 1, 32, 32), 8, on_foreground=True)
+    for crop in crops:
+        r, c = divmod(int(crop[0, 0, 0]) - 1, 32)
+        assert torch.equal(values[0, :, r : r + 8, c : c + 8], crop)
+    assert len({int(c[0, 0, 0]) for c in crops}) > 10
+
+
 def test_the_autoencoder_stage_trains_on_crops_of_the_asked_side():
     model = build_model(load_config([*TINY, "model.ae_crop=16"]))
     seen = []
@@ -33,6 +58,17 @@ def test_the_autoencoder_stage_trains_on_crops_of_the_asked_side():
     autoencoder = model.stages(LOSSES)[0]
     autoencoder.loss(torch.randn(2, 1, 32, 32), (torch.rand(2, 1, 32, 32) > 0.7).float())
     assert autoencoder.name == "autoencoder" and seen == [torch.Size([2, 1, 16, 16])]
+
+
+def test_the_autoencoder_stage_crops_on_foreground_when_asked():
+    model = build_model(load_config([*TINY, "model.ae_crop=16", "model.ae_crop_foreground=true"]))
+    seen = []
+    codec_forward = model.codec.forward
+    model.codec.forward = lambda masks: seen.append(masks) or codec_forward(masks)
+    masks = torch.zeros(8, 1, 32, 32)
+    masks[:, 0, 2, 29] = 1  # one pixel a uniform 16 px window holds one time in four
+    model.stages(LOSSES)[0].loss(torch.randn(8, 1, 32, 32), masks)
+    assert (seen[0].flatten(1).sum(1) == 1).all()
 
 
 @pytest.mark.parametrize("crop", [12, -16])
