@@ -18,6 +18,7 @@ from models.diffusion import ddim_sample, denoising_step, diffusion_loss
 from models.ensemble import Ensemble
 from models.stages import Stage, StageLosses
 from models.thresholds import best_spread, best_threshold, spread_thresholds
+from models.tta import dihedral_mean
 
 
 class ConditionedDenoiser(nn.Module):
@@ -56,6 +57,9 @@ class MedSegLatDiff(nn.Module):
     some samples, not all), where one start mask makes them near copies; the middle sample keeps
     start_threshold. None: the s whose nested prior masks best match the held-out annotators by GED,
     fitted with the threshold at the end of the prior stage (`fitted_prior_threshold_spread`).
+    prior_tta: sampling averages the prior's map over the 8 flips and 90° rotations of the image
+    (models/tta.py) before it conditions the denoiser and makes the start masks; training and the
+    fitted threshold use the plain map. Without a prior there is no map to average.
     prior_start_share: in training, the share of examples whose x_t is noised from the latent of
     the prior's mask (at the fitted threshold·e^(u), u uniform in [-1, 1]) instead of from the
     annotation's latent, the target still leading to the annotation: the denoiser learns to correct
@@ -82,6 +86,7 @@ class MedSegLatDiff(nn.Module):
         prior_threshold: float | None = None,
         prior_threshold_spread: float | None = 0.0,
         prior_start_share: float = 0.0,
+        prior_tta: bool = False,
     ) -> None:
         super().__init__()
         self.codec: MaskAutoencoder | PixelMaskCodec = codec
@@ -107,6 +112,7 @@ class MedSegLatDiff(nn.Module):
         self.prior_threshold = prior_threshold
         self.prior_threshold_spread = prior_threshold_spread
         self.prior_start_share = prior_start_share if prior is not None else 0.0
+        self.prior_tta = prior_tta
         self.max_timestep: int | None = None
         if truncate_timesteps and prior is not None and prior_strength < 1.0:
             self.max_timestep = max(1, int(prior_strength * train_scheduler.num_train_timesteps))
@@ -177,10 +183,13 @@ class MedSegLatDiff(nn.Module):
         return torch.cat([features, F.adaptive_avg_pool2d(prior_probs, features.shape[-2:])], dim=1)
 
     @torch.no_grad()
-    def _prior_probs(self, images: torch.Tensor) -> torch.Tensor:
+    def _prior_probs(self, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
         if self.prior is None:
             raise RuntimeError("this model was built without a prior")
-        return torch.sigmoid(self.prior(images))
+        prior = self.prior
+        if tta:
+            return dihedral_mean(lambda views: torch.sigmoid(prior(views)), images)
+        return torch.sigmoid(prior(images))
 
     @property
     def start_threshold(self) -> float:
@@ -315,7 +324,7 @@ class MedSegLatDiff(nn.Module):
     ) -> Ensemble:
         """`samples` masks per image in one batched DDIM pass (N·B latents). images: B×C×H×W."""
         net: ConditionedDenoiser = self.ema.module if use_ema else self.net  # type: ignore[assignment]
-        probs = self._prior_probs(images) if self.prior is not None else None  # one prior pass per batch
+        probs = self._prior_probs(images, self.prior_tta) if self.prior is not None else None  # once per batch
         condition = self._net_condition(net, images, probs).repeat(samples, 1, 1, 1)
         shape = (condition.shape[0], self.codec.latent_channels, *condition.shape[-2:])
         start = None

@@ -9,6 +9,7 @@ from torch import nn
 from models.ensemble import Ensemble
 from models.stages import Stage, StageLosses
 from models.thresholds import spread_thresholds
+from models.tta import dihedral_mean
 
 
 class UNetSegmenter(nn.Module):
@@ -18,11 +19,14 @@ class UNetSegmenter(nn.Module):
     with the logits shifted by −logit(t_k), t_k = spread_thresholds(0.5, s, K): sample k's mask is
     the map thresholded at t_k, so the samples are nested masks that differ where the map is unsure.
     The same rule spreads the latent model's start masks; it lets a study ask how much of that
-    model's spread (GED, calibration) a plain segmenter's map already gives."""
+    model's spread (GED, calibration) a plain segmenter's map already gives.
+    tta: sampling averages the map over the 8 flips and 90° rotations (models/tta.py), as nnU-Net
+    mirrors at inference."""
 
-    def __init__(self, in_channels: int, channels: list[int], threshold_spread: float = 0.0) -> None:
+    def __init__(self, in_channels: int, channels: list[int], threshold_spread: float = 0.0, tta: bool = False) -> None:
         super().__init__()
         self.threshold_spread = threshold_spread
+        self.tta = tta
         self.unet = UNet(
             spatial_dims=2,
             in_channels=in_channels,
@@ -57,9 +61,13 @@ class UNetSegmenter(nn.Module):
         generator: torch.Generator | None = None,
         use_ema: bool = True,
     ) -> Ensemble:
-        logits = self(images)
-        if self.threshold_spread == 0:
+        if self.tta:
+            probs = dihedral_mean(lambda views: torch.sigmoid(self(views)), images)
+            logits = torch.logit(probs.clamp(1e-7, 1 - 1e-7))
+        else:
+            logits = self(images)
             probs = torch.sigmoid(logits)
+        if self.threshold_spread == 0:
             return Ensemble(probs.unsqueeze(0).expand(samples, *probs.shape))
         # a threshold above 1 is an empty sample: logit(1) = ∞ shifts every logit to −∞
         shifts = torch.logit(spread_thresholds(0.5, self.threshold_spread, samples).clamp(max=1.0)).to(logits.device)

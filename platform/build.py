@@ -50,6 +50,7 @@ SAMPLING_ONLY = (
     "model.prior_threshold",
     "model.prior_threshold_spread",
     "model.threshold_spread",
+    "model.tta",
 )
 SHARED_TRAIN_KEYS = ("seed", "lr", "lr_schedule", "batch_size", "foreground_share", "augment")
 
@@ -85,7 +86,7 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
 
     seeded(0)
     if m.kind == "unet":
-        return UNetSegmenter(d.channels, m.encoder_channels, m.threshold_spread)
+        return UNetSegmenter(d.channels, m.encoder_channels, m.threshold_spread, m.tta)
     codec: nn.Module
     if m.kind == "medseglatdiff":
         codec = MaskAutoencoder(m.ae_channels, m.latent_channels, m.norm_num_groups, m.ae_sample_posterior)
@@ -131,6 +132,7 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
         prior_threshold=m.prior_threshold,
         prior_threshold_spread=m.prior_threshold_spread,
         prior_start_share=m.prior_start_share,
+        prior_tta=m.tta,
     )
 
 

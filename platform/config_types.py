@@ -91,6 +91,7 @@ class ModelConfig:
     prior_threshold: float | None = None  # probability making the prior's start mask; None: fitted on validation
     prior_threshold_spread: float | None = 0.0  # sample k's start mask at threshold·e^(spread·q_k); None: fitted
     threshold_spread: float = 0.0  # model.kind=unet: sample k is its map thresholded at 0.5·e^(spread·q_k)
+    tta: bool = False  # sampling: the UNet's map or the latent model's prior map averaged over 8 flips/rotations
     prior_start_share: float = 0.0  # training: share of x_t noised from the prior's mask, aimed at the annotation
     x0_loss_weight: float = 0.0  # WCE + Dice on the decoded x̂0, weighted by ᾱ_t
     truncate_timesteps: bool = False  # with a prior and prior_strength < 1: train only on t < prior_strength·T

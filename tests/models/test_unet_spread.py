@@ -6,7 +6,7 @@ from platform.config import load_config
 import pytest
 import torch
 
-UNET = ["data=synthetic", "model=unet", "model.encoder_channels=[4,8]"]
+UNET = ["data=synthetic", "model=unet", "model.encoder_channels=[4,8]", "model.tta=false"]  # a fixed map: no views
 
 
 def _unet(spread: float):
