@@ -1,7 +1,8 @@
 """What the current fitting rules choose for a trained run, without retraining: the prior's start
 threshold and spread (MedSegLatDiff, the prior stage's own `_fit_prior_threshold`) or the UNet's
 threshold spread (`bench.quality.unet_spread`), on the validation split's
-fitting sample. For runs trained before a rule changed; pass the printed values to
+fitting sample; the prior's on its plain map and on its map averaged over flips and rotations
+(`model.tta`). For runs trained before a rule changed; pass the printed values to
 `platform.evaluate` as sampling overrides. Usage:
 
   python -m bench.refit_sampling runs/bench-quality/lidc-ldm runs/bench-quality/lidc-unet"""
@@ -38,8 +39,13 @@ def main() -> None:
             model, _ = load_trained(run, config)
             split = PreparedSplit.open(Path(config.train.prepared_dir) / config.data.name, "val")
             fitted = model._fit_prior_threshold(*split.fitting_sample())
-            values = {"threshold": fitted["fitted_prior_threshold"], "spread": fitted["fitted_prior_threshold_spread"]}
-            overrides = f"model.prior_threshold={values['threshold']} model.prior_threshold_spread={values['spread']}"
+            names = {key: key.removeprefix("fitted_prior_").replace("threshold_spread", "spread") for key in fitted}
+            values = {names[key]: value for key, value in fitted.items()}
+            overrides = (
+                f"model.tta=false model.prior_threshold={values['threshold']} model.prior_threshold_spread="
+                f"{values['spread']}; model.tta=true model.prior_threshold={values['threshold_tta']} "
+                f"model.prior_threshold_spread={values['spread_tta']}"
+            )
         elif config.model.kind == "unet":
             values = {"spread": unet_spread(run)}
             overrides = f"model.threshold_spread={values['spread']}"

@@ -58,8 +58,10 @@ class MedSegLatDiff(nn.Module):
     start_threshold. None: the s whose nested prior masks best match the held-out annotators by GED,
     fitted with the threshold at the end of the prior stage (`fitted_prior_threshold_spread`).
     prior_tta: sampling averages the prior's map over the 8 flips and 90° rotations of the image
-    (models/tta.py) before it conditions the denoiser and makes the start masks; training and the
-    fitted threshold use the plain map. Without a prior there is no map to average.
+    (models/tta.py) before it conditions the denoiser and makes the start masks, and uses the
+    threshold and spread fitted on that averaged map (the prior stage fits both maps: the averaged
+    one is smoother and needs a smaller spread); training uses the plain map. Without a prior
+    there is no map to average.
     prior_start_share: in training, the share of examples whose x_t is noised from the latent of
     the prior's mask (at the fitted threshold·e^(u), u uniform in [-1, 1]) instead of from the
     annotation's latent, the target still leading to the annotation: the denoiser learns to correct
@@ -101,7 +103,12 @@ class MedSegLatDiff(nn.Module):
         self.register_buffer("fitted_prior_threshold", torch.tensor(0.5))
         self.fitted_prior_threshold_spread: torch.Tensor
         self.register_buffer("fitted_prior_threshold_spread", torch.tensor(0.5))
-        self.register_load_state_dict_pre_hook(_spread_before_it_was_fitted)
+        # the same two fitted on the prior's map averaged over flips and rotations (prior_tta)
+        self.fitted_prior_threshold_tta: torch.Tensor
+        self.register_buffer("fitted_prior_threshold_tta", torch.tensor(0.5))
+        self.fitted_prior_threshold_spread_tta: torch.Tensor
+        self.register_buffer("fitted_prior_threshold_spread_tta", torch.tensor(0.5))
+        self.register_load_state_dict_pre_hook(_fits_of_older_checkpoints)
         self.p_uncond = p_uncond
         self.guidance_scale = guidance_scale
         self.prior = prior
@@ -193,14 +200,17 @@ class MedSegLatDiff(nn.Module):
 
     @property
     def start_threshold(self) -> float:
-        """The prior probability that makes the start mask: prior_threshold, else the fitted one."""
-        fitted = round(float(self.fitted_prior_threshold), 6)  # a float32 buffer: 0.85 reads 0.8500000238
+        """The prior probability that makes the start mask: prior_threshold, else the one fitted on
+        the map sampling uses (averaged over views with prior_tta)."""
+        buffer = self.fitted_prior_threshold_tta if self.prior_tta else self.fitted_prior_threshold
+        fitted = round(float(buffer), 6)  # a float32 buffer: 0.85 reads 0.8500000238
         return self.prior_threshold if self.prior_threshold is not None else fitted
 
     @property
     def start_spread(self) -> float:
-        """The start masks' spread: prior_threshold_spread, else the fitted one."""
-        fitted = round(float(self.fitted_prior_threshold_spread), 6)
+        """The start masks' spread: prior_threshold_spread, else the one fitted on the map sampling uses."""
+        buffer = self.fitted_prior_threshold_spread_tta if self.prior_tta else self.fitted_prior_threshold_spread
+        fitted = round(float(buffer), 6)
         return self.prior_threshold_spread if self.prior_threshold_spread is not None else fitted
 
     def start_thresholds(self, samples: int) -> torch.Tensor:
@@ -306,12 +316,15 @@ class MedSegLatDiff(nn.Module):
         if self.prior is None:
             raise RuntimeError("this model was built without a prior")
         self.prior.eval()
-        probs = torch.cat([self._prior_probs(images[i : i + 64]) for i in range(0, len(images), 64)])
-        threshold = best_threshold(probs, annotations)
-        self.fitted_prior_threshold.fill_(threshold)
-        spread = best_spread(probs, annotations, threshold)
-        self.fitted_prior_threshold_spread.fill_(spread)
-        return {"fitted_prior_threshold": threshold, "fitted_prior_threshold_spread": spread}
+        fitted: dict[str, float] = {}
+        for tta, suffix in ((False, ""), (True, "_tta")):
+            probs = torch.cat([self._prior_probs(images[i : i + 64], tta) for i in range(0, len(images), 64)])
+            threshold = best_threshold(probs, annotations)
+            spread = best_spread(probs, annotations, threshold)
+            getattr(self, "fitted_prior_threshold" + suffix).fill_(threshold)
+            getattr(self, "fitted_prior_threshold_spread" + suffix).fill_(spread)
+            fitted |= {"fitted_prior_threshold" + suffix: threshold, "fitted_prior_threshold_spread" + suffix: spread}
+        return fitted
 
     @torch.no_grad()
     def sample(
@@ -345,9 +358,13 @@ class MedSegLatDiff(nn.Module):
         return Ensemble(probs.reshape(samples, images.shape[0], *probs.shape[1:]))
 
 
-def _spread_before_it_was_fitted(module, state_dict, prefix, *args) -> None:
-    # Checkpoints written before the spread was fitted sampled with a fixed 0.5, the default then.
+def _fits_of_older_checkpoints(module, state_dict, prefix, *args) -> None:
+    # Checkpoints written before the spread was fitted sampled with a fixed 0.5, the default then;
+    # those written before the averaged map was fitted keep their plain fits for it too.
     state_dict.setdefault(prefix + "fitted_prior_threshold_spread", torch.tensor(0.5))
+    for key in ("fitted_prior_threshold", "fitted_prior_threshold_spread"):
+        if prefix + key in state_dict:
+            state_dict.setdefault(prefix + key + "_tta", state_dict[prefix + key].clone())
 
 
 def _ema_with_warmup(decay: float):

@@ -121,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     def body(console: Console) -> int:
         config = load_config(args.overrides)
         summary = run(config, console)
-        fitted = summary.get("fitted_prior_threshold") if config.model.prior_threshold is None else None
-        spread = summary.get("fitted_prior_threshold_spread") if config.model.prior_threshold_spread is None else None
+        m, tta = config.model, "_tta" if config.model.tta else ""  # the fits of the map sampling uses
+        fitted = summary.get("fitted_prior_threshold" + tta) if m.prior_threshold is None else None
+        spread = summary.get("fitted_prior_threshold_spread" + tta) if m.prior_threshold_spread is None else None
         console.print(
             f"val Dice {summary['val_dice']:.3f} · IoU {summary['val_iou']:.3f} ({summary['val_images']} images)"
             + (f" · prior threshold {fitted:.2f} (fitted)" if fitted is not None else "")

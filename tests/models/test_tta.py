@@ -6,8 +6,10 @@ from platform.config import load_config
 import pytest
 import torch
 
+from models.thresholds import best_threshold
 from models.tta import dihedral_mean
 from tests.conftest import TINY
+from tests.models.test_x0_loss import LOSSES
 
 
 def test_an_equivariant_map_is_unchanged_and_a_biased_one_is_symmetrised():
@@ -64,3 +66,46 @@ def test_a_latent_model_without_a_prior_has_no_map_to_average_and_samples_as_bef
     plain = sampled()
     model.prior_tta = False
     assert torch.equal(plain, sampled())
+
+
+def _square_annotations():
+    annotations = torch.zeros(4, 4, 32, 32)
+    annotations[:, :2, 8:16, 8:16] = 1  # two of four annotators mark a square
+    return annotations
+
+
+def test_the_prior_stage_fits_each_map_and_sampling_uses_the_fits_of_its_own():
+    model = build_model(load_config([*TINY, "model.prior_threshold=null", "model.prior_threshold_spread=null"]))
+    prior_stage = model.stages(LOSSES)[1]
+    ramp = torch.linspace(0.02, 0.98, 32).view(1, 1, 1, 32).expand(4, 1, 32, 32)  # left to right: views differ
+    model.prior.forward = lambda images: torch.logit(ramp[: len(images)])
+    learned = prior_stage.after_stage(torch.randn(4, 1, 32, 32), _square_annotations())
+    assert set(learned) == {
+        "fitted_prior_threshold",
+        "fitted_prior_threshold_spread",
+        "fitted_prior_threshold_tta",
+        "fitted_prior_threshold_spread_tta",
+    }
+    assert all(key.startswith(prior_stage.owns) for key in learned)  # stored and reused with the prior
+    averaged = dihedral_mean(lambda views: torch.sigmoid(model.prior(views)), torch.randn(4, 1, 32, 32))
+    assert learned["fitted_prior_threshold_tta"] == best_threshold(averaged, _square_annotations())
+    assert learned["fitted_prior_threshold"] == best_threshold(ramp, _square_annotations())
+    assert learned["fitted_prior_threshold"] != learned["fitted_prior_threshold_tta"]  # the ramp averages to a bump
+    model.prior_tta = True
+    assert (model.start_threshold, model.start_spread) == pytest.approx(
+        (learned["fitted_prior_threshold_tta"], learned["fitted_prior_threshold_spread_tta"])
+    )
+    model.prior_tta = False
+    assert (model.start_threshold, model.start_spread) == pytest.approx(
+        (learned["fitted_prior_threshold"], learned["fitted_prior_threshold_spread"])
+    )
+
+
+def test_a_checkpoint_from_before_the_averaged_fits_samples_the_averaged_map_with_its_plain_fits():
+    model = build_model(load_config([*TINY, "model.prior_threshold=null", "model.prior_threshold_spread=null"]))
+    model.fitted_prior_threshold.fill_(0.35)
+    model.fitted_prior_threshold_spread.fill_(2.5)
+    old = {k: v for k, v in model.state_dict().items() if not k.endswith("_tta")}
+    fresh = build_model(load_config([*TINY, "model.prior_threshold=null", "model.prior_threshold_spread=null"]))
+    fresh.load_state_dict(old)
+    assert fresh.prior_tta and (fresh.start_threshold, fresh.start_spread) == pytest.approx((0.35, 2.5))

@@ -135,9 +135,11 @@ def test_a_large_spread_starts_some_samples_from_an_empty_mask():
 
 def test_a_null_spread_samples_with_the_fitted_one_and_old_checkpoints_keep_theirs():
     model = build_model(load_config([*TINY, "model.prior_threshold=0.5", "model.prior_threshold_spread=null"]))
-    model.fitted_prior_threshold_spread.fill_(1.25)
-    assert model.start_spread == 1.25
+    model.fitted_prior_threshold_spread_tta.fill_(1.25)  # the fit of the map sampling uses (tta)
+    assert model.prior_tta and model.start_spread == 1.25
     assert torch.allclose(model.start_thresholds(3), 0.5 * torch.exp(torch.tensor([-1.25, 0.0, 1.25])))
-    old = {k: v for k, v in model.state_dict().items() if k != "fitted_prior_threshold_spread"}
+    old = {k: v for k, v in model.state_dict().items() if "fitted_prior_threshold_spread" not in k}
     model.load_state_dict(old)  # written before the spread was fitted: they sampled with 0.5
+    assert model.start_spread == 0.5
+    model.prior_tta = not model.prior_tta
     assert model.start_spread == 0.5

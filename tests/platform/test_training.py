@@ -151,9 +151,10 @@ def test_poly_schedule_is_used_by_the_optimiser(tiny, monkeypatch):
 
 
 def _prior_threshold_on(model, split) -> float:
+    """The threshold fitted on `split` for the map sampling uses (averaged over views: model.tta)."""
     images, masks = split.fitting_sample()
     with torch.no_grad():
-        return best_threshold(torch.sigmoid(model.prior(images)), masks)
+        return best_threshold(model._prior_probs(images, model.prior_tta), masks)
 
 
 def test_the_prior_threshold_is_fitted_on_the_held_out_split_when_one_is_given(tiny, tmp_path, monkeypatch):
@@ -162,7 +163,8 @@ def test_the_prior_threshold_is_fitted_on_the_held_out_split_when_one_is_given(t
     train, val = PreparedSplit.open(prepared, "train"), PreparedSplit.open(prepared, "val")
     model = fit(config, train, tmp_path / "held-out", held_out=val)
     fitted = load_checkpoint(tmp_path / "held-out" / "checkpoint.pt")["state"]["fitted"]["prior"]
-    assert fitted["fitted_prior_threshold"] == _prior_threshold_on(model, val) == model.start_threshold
+    assert model.prior_tta  # the YAML default: sampling uses the fits of the averaged map
+    assert fitted["fitted_prior_threshold_tta"] == _prior_threshold_on(model, val) == model.start_threshold
     seen = []  # which images each run's prior stage fitted on
     original = MedSegLatDiff._fit_prior_threshold
     monkeypatch.setattr(
