@@ -37,7 +37,6 @@ import torch
 from rich.console import Console
 
 from models.thresholds import best_spread
-from models.tta import dihedral_mean
 
 RUNS = Path("runs/bench-quality")
 BASE = ["train.batch_size=16", "train.log_every=5", "train.eval_images=8", "train.threads=2"]
@@ -175,21 +174,14 @@ def evaluate(run_dir: Path, split: str, images: int, console: Console, sampling:
 def unet_spread(run_dir: Path) -> float:
     """The spread for a trained UNet's map thresholded at 16 nested levels (models/unet.py): the one
     the latent model's prior stage would fit on the same validation images, so GED and ECE compare
-    like with like; on the map the UNet samples (averaged over views with model.tta)."""
+    like with like; on the map the UNet samples (`probability_map`: averaged over views with model.tta)."""
     from platform.build import load_trained
     from platform.config import load_run_config
 
     config = load_run_config(run_dir / "config.yaml")
     model, _ = load_trained(run_dir, config)
     images, masks = PreparedSplit.open(Path(config.train.prepared_dir) / config.data.name, "val").fitting_sample()
-
-    def probability(batch: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(model(batch))
-
-    def sampled_map(batch: torch.Tensor) -> torch.Tensor:
-        return dihedral_mean(probability, batch) if model.tta else probability(batch)
-
-    probs = torch.cat([sampled_map(images[i : i + 64]) for i in range(0, len(images), 64)])
+    probs = torch.cat([model.probability_map(images[i : i + 64]) for i in range(0, len(images), 64)])
     return best_spread(probs, masks, 0.5)
 
 

@@ -53,6 +53,13 @@ class UNetSegmenter(nn.Module):
         ]
 
     @torch.no_grad()
+    def probability_map(self, images: torch.Tensor) -> torch.Tensor:
+        """The foreground map B×1×H×W that sampling thresholds: averaged over the views with tta."""
+        if self.tta:
+            return dihedral_mean(lambda views: torch.sigmoid(self(views)), images)
+        return torch.sigmoid(self(images))
+
+    @torch.no_grad()
     def sample(
         self,
         images: torch.Tensor,
@@ -62,7 +69,7 @@ class UNetSegmenter(nn.Module):
         use_ema: bool = True,
     ) -> Ensemble:
         if self.tta:
-            probs = dihedral_mean(lambda views: torch.sigmoid(self(views)), images)
+            probs = self.probability_map(images)
             logits = torch.logit(probs.clamp(1e-7, 1 - 1e-7))
         else:
             logits = self(images)
