@@ -6,8 +6,9 @@ run's `diffusion_steps` with the overrides applied. A diffusion-stage option is 
 its base on the same frozen stages, in about 2 minutes of training instead of a whole budget: run
 once without overrides (it reproduces the run's own diffusion stage, a check of the setup) and once
 per option. `--autoencoder` retrains the mask autoencoder too (its `ae_steps`, then a new latent
-scale), keeping only the prior: for an option of the codec. Writes runs/diffusion-stage/<name>/ and
-prints the evaluation of one split (16 samples, 20 DDIM steps, every image) and a last line
+scale), for an option of the codec; `--prior` retrains the prior too (its `prior_steps`, then its
+fitted start threshold and spread), for an option of the prior. Writes runs/diffusion-stage/<name>/
+and prints the evaluation of one split (16 samples, 20 DDIM steps, every image) and a last line
 `RESULT ...`. Usage:
 
   python -m bench.diffusion_stage runs/bench-quality/lidc-ldm NAME [--autoencoder] [override ...]
@@ -48,6 +49,7 @@ def retrain(console: Console) -> int:
     parser.add_argument("overrides", nargs="*", help="model.<key>=... or train.<key>=... for the diffusion stage")
     parser.add_argument("--split", default="val")
     parser.add_argument("--autoencoder", action="store_true", help="retrain the mask autoencoder too")
+    parser.add_argument("--prior", action="store_true", help="retrain the prior too")
     args = parser.parse_intermixed_args()  # overrides may follow --autoencoder
     out = RUNS / args.name
     config = load_run_config(
@@ -56,7 +58,7 @@ def retrain(console: Console) -> int:
     payload = load_checkpoint(args.run / CHECKPOINT)
     if "diffusion" not in payload["state"]["stages_done"]:
         parser.error(f"{args.run}: not a MedSegLatDiff run with a finished diffusion stage")
-    retrained = ("autoencoder", "diffusion") if args.autoencoder else ("diffusion",)
+    retrained = ("autoencoder",) * args.autoencoder + ("prior",) * args.prior + ("diffusion",)
     model = build_model(config, payload["state"]["latent_scale"])
     stages = model.stages(StageLosses(SegmentationLoss(1.0)))  # only their names and `owns` are read
     owned = tuple(prefix for stage in stages if stage.name in retrained for prefix in stage.owns)

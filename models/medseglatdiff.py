@@ -16,7 +16,7 @@ from models.autoencoder import MaskAutoencoder, PixelMaskCodec, autoencoder_loss
 from models.denoiser import ConcatDenoiser, ImageEncoder
 from models.diffusion import ddim_sample, denoising_step, diffusion_loss
 from models.ensemble import Ensemble
-from models.stages import Stage, StageLosses
+from models.stages import SEGMENTER_STREAM, Stage, StageLosses
 from models.thresholds import best_spread, best_threshold, spread_thresholds
 from models.tta import dihedral_mean
 
@@ -285,6 +285,7 @@ class MedSegLatDiff(nn.Module):
                     owns=("prior.", "fitted_prior_threshold"),
                     after_stage=self._fit_prior_threshold,
                     fits_on="held_out",
+                    stream=SEGMENTER_STREAM,  # the UNet baseline's batches under the same seed
                 )
             )
         frozen = (self.codec,) if self.prior is None else (self.codec, self.prior)

@@ -13,6 +13,10 @@ from torch import nn
 
 from models.losses import SegmentationLoss
 
+# The UNet baseline's only stage and the latent model's prior stage: under one seed they draw the
+# same batches (and start from the same weights), so latent − UNet compares models, not seeds.
+SEGMENTER_STREAM = 0
+
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images B×C×H×W, masks B×1×H×W) → scalar
 
 
@@ -37,7 +41,10 @@ class Stage:
     to 512 training images N×C×H×W and all their annotations N×A×H×W, learns values once at the
     end (the latent scale, the prior's threshold) into buffers the stage owns and returns them.
     fits_on: "train", or "held_out" to fit after_stage on the caller's held-out split when it gives
-    one (a threshold chosen on the images a network was just fitted to is biased by that fit)."""
+    one (a threshold chosen on the images a network was just fitted to is biased by that fit).
+    stream: the key of its random streams (batches, augmentation, crops) under the run's seed;
+    None: its position among the run's stages. Stages that train the same network for the same
+    job share SEGMENTER_STREAM (see platform/build.py)."""
 
     name: str
     part: str
@@ -50,6 +57,7 @@ class Stage:
     after_step: Callable[[], None] | None = None
     after_stage: Callable[[torch.Tensor, torch.Tensor], dict[str, float]] | None = None
     fits_on: str = "train"
+    stream: int | None = None
 
     def freeze(self) -> None:
         for module in self.frozen:

@@ -7,7 +7,7 @@ from monai.networks.nets import UNet
 from torch import nn
 
 from models.ensemble import Ensemble
-from models.stages import Stage, StageLosses
+from models.stages import SEGMENTER_STREAM, Stage, StageLosses
 from models.thresholds import spread_thresholds
 from models.tta import dihedral_mean
 
@@ -49,6 +49,7 @@ class UNetSegmenter(nn.Module):
                 self.parameters,
                 lambda images, masks: losses.segmentation(self(images), masks),
                 owns=("",),
+                stream=SEGMENTER_STREAM,
             )
         ]
 

@@ -78,7 +78,10 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
 
     Each part is initialised from its own seed (train.seed and the part's position), so a part's
     initial weights do not depend on the sizes of the others: a stage reused from another trial
-    is the stage this trial would have trained."""
+    is the stage this trial would have trained. The latent model's prior takes the UNet
+    baseline's seed (part 0), and its stage the UNet's batches (SEGMENTER_STREAM): under one
+    seed both start from the same weights, so a paired latent − UNet difference measures the
+    models rather than two draws of initial weights and batch order."""
     m, d = config.model, config.data
 
     def seeded(part: int) -> None:
@@ -94,7 +97,7 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
         codec = PixelMaskCodec()
     seeded(1)
     encoder = ImageEncoder(d.channels, m.encoder_channels, m.cond_channels, codec.factor, m.norm_num_groups)
-    seeded(2)
+    seeded(0)
     prior = UNetSegmenter(d.channels, m.prior_channels) if m.prior else None
     seeded(3)
     denoiser = ConcatDenoiser(

@@ -234,9 +234,10 @@ def _train_stage(
     if optimizer_state is not None:
         optimizer.load_state_dict(optimizer_state)
         start = state.step
-    rng = np.random.default_rng([config.train.seed, start, len(state.stages_done), rank])
+    stream = len(state.stages_done) if stage.stream is None else stage.stream
+    rng = np.random.default_rng([config.train.seed, start, stream, rank])
     # The stage's own torch stream: the same whether earlier stages were trained or loaded
-    seeds = np.random.SeedSequence([config.train.seed, start, len(state.stages_done)])
+    seeds = np.random.SeedSequence([config.train.seed, start, stream])
     torch.manual_seed(int(seeds.generate_state(1)[0]))
     params = [p for group in optimizer.param_groups for p in group["params"]]
     window, tic = [], time.perf_counter()
