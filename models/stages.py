@@ -15,6 +15,8 @@ from models.losses import SegmentationLoss
 
 # The UNet baseline's only stage and the latent model's prior stage: under one seed they draw the
 # same batches (and start from the same weights), so latent − UNet compares models, not seeds.
+# 0, the UNet's position, keeps its batches as they were. The latent model's autoencoder, also
+# first, draws the same batches: harmless, since it trains other weights on the masks alone.
 SEGMENTER_STREAM = 0
 
 Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (images B×C×H×W, masks B×1×H×W) → scalar

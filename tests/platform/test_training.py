@@ -181,11 +181,14 @@ def test_the_prior_threshold_is_fitted_on_the_held_out_split_when_one_is_given(t
     assert with_val["autoencoder"] == without["autoencoder"] and with_val["prior"] != without["prior"]
 
 
+UNET_AS_TINY_PRIOR = ["model=unet", "model.encoder_channels=[8,16]", "train.ae_steps=0", "train.diffusion_steps=3"]
+
+
 def test_under_one_seed_the_prior_trains_as_the_unet_baseline_does(tiny, tmp_path):
     """Same initial weights, same batches: a paired latent − UNet difference compares the models."""
     prepared = tmp_path / "prepared" / "synthetic"
     ldm_config = tiny("model.prior_channels=[8,16]", "train.prior_steps=3")
-    unet_config = tiny(*unet_config_overrides())
+    unet_config = tiny(*UNET_AS_TINY_PRIOR)
     train = PreparedSplit.open(prepared, "train")
     assert build_model(ldm_config).prior.state_dict().keys() == build_model(unet_config).state_dict().keys()
     initial = build_model(unet_config).state_dict()
@@ -196,9 +199,5 @@ def test_under_one_seed_the_prior_trains_as_the_unet_baseline_does(tiny, tmp_pat
     assert any(not torch.equal(trained[k], initial[k]) for k in initial)  # both trained, not left at their start
     for key, value in ldm.prior.state_dict().items():
         assert torch.equal(value, trained[key]), key
-    other = fit(tiny(*unet_config_overrides(), "train.seed=1"), train, tmp_path / "seed1")
+    other = fit(tiny(*UNET_AS_TINY_PRIOR, "train.seed=1"), train, tmp_path / "seed1")
     assert any(not torch.equal(other.state_dict()[k], trained[k]) for k in trained)  # another seed, another start
-
-
-def unet_config_overrides() -> list[str]:
-    return ["model=unet", "model.encoder_channels=[8,16]", "train.ae_steps=0", "train.diffusion_steps=3"]
