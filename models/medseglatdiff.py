@@ -18,7 +18,7 @@ from models.diffusion import ddim_sample, denoising_step, diffusion_loss
 from models.ensemble import Ensemble
 from models.stages import SEGMENTER_STREAM, Stage, StageLosses
 from models.thresholds import best_spread, best_threshold, spread_thresholds
-from models.tta import dihedral_mean
+from models.unet import UNetSegmenter
 
 
 class ConditionedDenoiser(nn.Module):
@@ -36,7 +36,7 @@ class MedSegLatDiff(nn.Module):
     codec: encode(masks B×1×H×W) → (mu, sigma) B×c×h×w; decode(latents) → logits B×1×H×W.
     latent_scale: multiplies codec latents to unit variance (see `latent_scale_factor`).
     guidance_scale: None for concatenation; a float s for CFG (p_uncond > 0 in training).
-    prior: an optional segmentation network (images → mask logits B×1×H×W), trained in its own
+    prior: an optional UNetSegmenter (images → mask logits B×1×H×W), trained in its own
     stage and frozen after it (HiDiff-style); its probability map, average-pooled to the latent
     size, is one more condition channel, and with prior_strength s < 1 sampling starts from the
     latent of its mask noised to s·T instead of from pure noise.
@@ -79,7 +79,7 @@ class MedSegLatDiff(nn.Module):
         guidance_scale: float | None = None,
         ema_decay: float = 0.999,
         image_decoder: nn.Module | None = None,
-        prior: nn.Module | None = None,
+        prior: UNetSegmenter | None = None,
         prior_strength: float = 1.0,
         x0_loss_weight: float = 0.0,
         truncate_timesteps: bool = False,
@@ -193,10 +193,7 @@ class MedSegLatDiff(nn.Module):
     def _prior_probs(self, images: torch.Tensor, tta: bool = False) -> torch.Tensor:
         if self.prior is None:
             raise RuntimeError("this model was built without a prior")
-        prior = self.prior
-        if tta:
-            return dihedral_mean(lambda views: torch.sigmoid(prior(views)), images)
-        return torch.sigmoid(prior(images))
+        return self.prior.probability_map(images, tta)
 
     @property
     def start_threshold(self) -> float:
