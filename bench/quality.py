@@ -41,7 +41,7 @@ from models.thresholds import best_spread
 RUNS = Path("runs/bench-quality")
 BASE = ["train.batch_size=16", "train.log_every=5", "train.eval_images=8", "train.threads=2"]
 ALL_T = ["model.truncate_timesteps=false"]
-LDM = ["model=medseglatdiff"]  # the prior's start-mask threshold is fitted on the training images
+LDM = ["model=medseglatdiff"]
 VARIANTS = {  # name → overrides on top of the shipped defaults
     "unet": ["model=unet"],
     "unet-w50": ["model=unet", "model.wce_weight=50"],
@@ -49,7 +49,7 @@ VARIANTS = {  # name → overrides on top of the shipped defaults
     "ldm": LDM,
     "ldm-no-prior": [*LDM, "model.prior=false", "model.prior_strength=1.0", *ALL_T],
     "ldm-from-noise": [*LDM, "model.prior_strength=1.0", *ALL_T],
-    "ldm-threshold-0.5": [*LDM, "model.prior_threshold=0.5"],
+    "ldm-fitted-threshold": [*LDM, "model.prior_threshold=null"],
     "ldm-all-timesteps": [*LDM, *ALL_T],
     "ldm-whole-masks": [*LDM, "model.ae_crop=0"],
     "ldm-constant-lr": [*LDM, "train.lr_schedule=constant"],
@@ -67,8 +67,8 @@ VARIANTS = {  # name → overrides on top of the shipped defaults
 }
 # The default with one technique switched off at a time, and the UNet as the bar (`--ablations`).
 # unet-w50 and unet-constant-lr were measured once (BENCHMARKS.md); ldm-x0-loss is an option, not
-# part of the default; ldm-threshold-0.5 needs no training of its own (`bench.prior_check` scores
-# the default's prior at fixed thresholds).
+# part of the default; ldm-fitted-threshold (the default before 2026-11-27) was measured on the
+# five paired runs (BENCHMARKS.md).
 ABLATIONS = [
     "unet",
     "ldm",

@@ -56,7 +56,9 @@ class MedSegLatDiff(nn.Module):
     start mask is empty): the samples then span what the prior is unsure of (a faint nodule is in
     some samples, not all), where one start mask makes them near copies; the middle sample keeps
     start_threshold. None: the s whose nested prior masks best match the held-out annotators by GED,
-    fitted with the threshold at the end of the prior stage (`fitted_prior_threshold_spread`).
+    fitted at the end of the prior stage (`fitted_prior_threshold_spread`) around prior_threshold,
+    or around the fitted threshold when prior_threshold is None. A prior_threshold changed after
+    training keeps the spread fitted around the old one.
     prior_tta: sampling averages the prior's map over the 8 flips and 90° rotations of the image
     (models/tta.py) before it conditions the denoiser and makes the start masks, and uses the
     threshold and spread fitted on that averaged map (the prior stage fits both maps: the averaged
@@ -318,7 +320,9 @@ class MedSegLatDiff(nn.Module):
         for tta, suffix in ((False, ""), (True, "_tta")):
             probs = torch.cat([self._prior_probs(images[i : i + 64], tta) for i in range(0, len(images), 64)])
             threshold = best_threshold(probs, annotations)
-            spread = best_spread(probs, annotations, threshold)
+            # the spread around the threshold sampling will start at: a configured one, else the fitted one
+            center = self.prior_threshold if self.prior_threshold is not None else threshold
+            spread = best_spread(probs, annotations, center)
             getattr(self, "fitted_prior_threshold" + suffix).fill_(threshold)
             getattr(self, "fitted_prior_threshold_spread" + suffix).fill_(spread)
             fitted |= {"fitted_prior_threshold" + suffix: threshold, "fitted_prior_threshold_spread" + suffix: spread}

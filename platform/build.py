@@ -40,7 +40,8 @@ STAGE_READS: dict[str, tuple[str, ...]] = {
         "model.cond_channels",
         "model.norm_num_groups",
     ),
-    "prior": ("model.prior_channels", *SEGMENTATION_LOSS),
+    # the prior stage fits the start spread around a configured start threshold
+    "prior": ("model.prior_channels", "model.prior_threshold", *SEGMENTATION_LOSS),
     "segmenter": ("model.encoder_channels", *SEGMENTATION_LOSS),
 }
 # Used when sampling, never in training

@@ -74,7 +74,8 @@ def test_conditioning_shorthand_and_split_keys_agree():
 
 
 def test_prior_stage_fits_the_start_threshold_into_a_buffer_it_owns():
-    model, (_, prior, _) = _stages("model.tta=false")  # the plain map's fits (the averaged map's: test_tta.py)
+    # the plain map's fits (the averaged map's: test_tta.py), the threshold fitted too
+    model, (_, prior, _) = _stages("model.tta=false", "model.prior_threshold=null")
     assert "fitted_prior_threshold".startswith(prior.owns) and model.start_threshold == 0.5  # before fitting
     model.prior.forward = lambda images: torch.logit(torch.full_like(images[:, :1], 0.3))  # under-confident
     annotations = torch.zeros(4, 4, 32, 32)
@@ -88,3 +89,19 @@ def test_prior_stage_fits_the_start_threshold_into_a_buffer_it_owns():
     fixed, _ = _stages("model.prior_threshold=0.5")
     fixed.fitted_prior_threshold.fill_(0.3)
     assert fixed.start_threshold == 0.5  # a configured threshold overrides the fitted one
+
+
+def test_the_prior_stage_fits_the_spread_around_a_configured_threshold(monkeypatch):
+    import models.medseglatdiff as medseglatdiff
+
+    centers = []
+    monkeypatch.setattr(medseglatdiff, "best_threshold", lambda probs, annotations: 0.3)
+    monkeypatch.setattr(medseglatdiff, "best_spread", lambda probs, annotations, center: centers.append(center) or 1.0)
+    annotations = torch.zeros(4, 4, 32, 32)
+    for overrides, expected in ((["model.prior_threshold=0.5"], 0.5), (["model.prior_threshold=null"], 0.3)):
+        centers.clear()
+        model, (_, prior, _) = _stages(*overrides)
+        learned = prior.after_stage(torch.randn(4, 1, 32, 32), annotations)
+        assert centers == [expected, expected]  # the plain and the view-averaged map
+        assert learned["fitted_prior_threshold"] == 0.3  # the fitted value is still recorded
+        assert model.start_spread == 1.0 and model.start_threshold == expected

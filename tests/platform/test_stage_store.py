@@ -76,6 +76,14 @@ def test_sampling_only_keys_do_not_change_the_diffusion_key(tiny):
     assert stage_inputs(config, "diffusion", (), 5.0) != stage_inputs(tiny(), "diffusion", (), 5.0)  # CFG trains
 
 
+def test_the_start_threshold_is_an_input_of_the_prior_stage_that_fits_the_spread_around_it(tiny):
+    def prior(*overrides):
+        return stage_inputs(tiny(*overrides), "prior", ("prior_steps",), 5.0)
+
+    assert prior("model.prior_threshold=0.5") != prior("model.prior_threshold=0.4")
+    assert prior("model.prior_threshold_spread=1.0") == prior("model.prior_threshold_spread=2.0")
+
+
 @pytest.mark.parametrize(
     "stage,change",
     [

@@ -158,7 +158,7 @@ def _prior_threshold_on(model, split) -> float:
 
 
 def test_the_prior_threshold_is_fitted_on_the_held_out_split_when_one_is_given(tiny, tmp_path, monkeypatch):
-    config = tiny()
+    config = tiny("model.prior_threshold=null")  # fitted, not the YAML's 0.5
     prepared = tmp_path / "prepared" / "synthetic"
     train, val = PreparedSplit.open(prepared, "train"), PreparedSplit.open(prepared, "val")
     model = fit(config, train, tmp_path / "held-out", held_out=val)
