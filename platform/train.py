@@ -111,6 +111,21 @@ def run(config: Config, console: Console, on_logged: Callable[[str, int], None] 
     return summary
 
 
+def _start_masks(config: Config, summary: dict) -> str:
+    """' · start threshold t · start spread s', each marked (fitted) unless configured; '' without a prior."""
+    m, tta = config.model, "_tta" if config.model.tta else ""  # the fits of the map sampling uses
+    if "fitted_prior_threshold" + tta not in summary:
+        return ""
+    parts = []
+    for label, key, configured in (
+        ("start threshold", "fitted_prior_threshold", m.prior_threshold),
+        ("start spread", "fitted_prior_threshold_spread", m.prior_threshold_spread),
+    ):
+        value = configured if configured is not None else summary[key + tta]
+        parts.append(f" · {label} {value:.2f}" + (" (fitted)" if configured is None else ""))
+    return "".join(parts)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m platform.train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -121,13 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     def body(console: Console) -> int:
         config = load_config(args.overrides)
         summary = run(config, console)
-        m, tta = config.model, "_tta" if config.model.tta else ""  # the fits of the map sampling uses
-        fitted = summary.get("fitted_prior_threshold" + tta) if m.prior_threshold is None else None
-        spread = summary.get("fitted_prior_threshold_spread" + tta) if m.prior_threshold_spread is None else None
         console.print(
             f"val Dice {summary['val_dice']:.3f} · IoU {summary['val_iou']:.3f} ({summary['val_images']} images)"
-            + (f" · prior threshold {fitted:.2f} (fitted)" if fitted is not None else "")
-            + (f" · start spread {spread:.2f} (fitted)" if spread is not None else "")
+            + _start_masks(config, summary)
             + f" · {summary['train_seconds']:.0f} s · {summary['run_dir']}"
         )
         return 0

@@ -201,3 +201,14 @@ def test_under_one_seed_the_prior_trains_as_the_unet_baseline_does(tiny, tmp_pat
         assert torch.equal(value, trained[key]), key
     other = fit(tiny(*UNET_AS_TINY_PRIOR, "train.seed=1"), train, tmp_path / "seed1")
     assert any(not torch.equal(other.state_dict()[k], trained[k]) for k in trained)  # another seed, another start
+
+
+def test_the_training_command_prints_the_start_masks_marking_what_was_fitted(tiny):
+    from platform.train import _start_masks
+
+    summary = {"fitted_prior_threshold_tta": 0.65, "fitted_prior_threshold_spread_tta": 1.5}
+    summary |= {"fitted_prior_threshold": 0.7, "fitted_prior_threshold_spread": 2.5}
+    assert _start_masks(tiny(), summary) == " · start threshold 0.50 · start spread 1.50 (fitted)"
+    fitted = tiny("model.prior_threshold=null", "model.tta=false")
+    assert _start_masks(fitted, summary) == " · start threshold 0.70 (fitted) · start spread 2.50 (fitted)"
+    assert _start_masks(tiny("model=unet"), {}) == ""
