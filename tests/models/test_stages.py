@@ -74,8 +74,7 @@ def test_conditioning_shorthand_and_split_keys_agree():
 
 
 def test_prior_stage_fits_the_start_threshold_into_a_buffer_it_owns():
-    # the plain map's fits (the averaged map's: test_tta.py), the threshold fitted too
-    model, (_, prior, _) = _stages("model.tta=false", "model.prior_threshold=null")
+    model, (_, prior, _) = _stages("model.tta=false")  # the plain map's fits (the averaged map's: test_tta.py)
     assert "fitted_prior_threshold".startswith(prior.owns) and model.start_threshold == 0.5  # before fitting
     model.prior.forward = lambda images: torch.logit(torch.full_like(images[:, :1], 0.3))  # under-confident
     annotations = torch.zeros(4, 4, 32, 32)

@@ -43,14 +43,19 @@ def _images(*lesions: tuple[float, float]) -> torch.Tensor:
     return probs
 
 
-def test_a_threshold_within_one_standard_error_of_the_best_gives_way_to_the_one_nearest_one_half():
+def test_a_threshold_within_two_standard_errors_of_the_best_gives_way_to_the_one_nearest_one_half():
     annotations = torch.zeros(20, 4, 16, 16)
     annotations[:, :, 4:8, 4:8] = 1
     # 18 clear lesions; one at 0.42 that only t ≤ 0.4 finds; one whose false positive at 0.42 t ≤ 0.4 keeps
     probs = _images(*[(0.9, 0.0)] * 18, (0.42, 0.0), (0.9, 0.42))
-    assert best_threshold(probs[:19], annotations[:19]) == pytest.approx(0.4)  # one image decides: no doubt
+    assert best_threshold(probs[:1], annotations[:1]) == pytest.approx(0.5)  # one image: its exact best
+    assert best_threshold(probs[18:19], annotations[18:19]) == pytest.approx(0.4)
     assert best_threshold(probs, annotations) == pytest.approx(0.5)  # 0.4 is ahead by 0.033 ± 0.054
-    # ten under-confident lesions: 0.4 is ahead by 0.5 ± 0.11, well beyond one standard error
+    # two under-confident lesions of twenty: 0.4 is ahead by 0.10 ± 0.069, beyond one standard
+    # error but within two; ten: by 0.5 ± 0.11, beyond both
+    two = _images(*[(0.9, 0.0)] * 18, *[(0.42, 0.0)] * 2)
+    assert best_threshold(two, annotations, standard_errors=1.0) == pytest.approx(0.4)
+    assert best_threshold(two, annotations) == pytest.approx(0.5)
     assert best_threshold(_images(*[(0.9, 0.0)] * 10, *[(0.42, 0.0)] * 10), annotations) == pytest.approx(0.4)
 
 

@@ -158,7 +158,7 @@ def _prior_threshold_on(model, split) -> float:
 
 
 def test_the_prior_threshold_is_fitted_on_the_held_out_split_when_one_is_given(tiny, tmp_path, monkeypatch):
-    config = tiny("model.prior_threshold=null")  # fitted, not the YAML's 0.5
+    config = tiny()
     prepared = tmp_path / "prepared" / "synthetic"
     train, val = PreparedSplit.open(prepared, "train"), PreparedSplit.open(prepared, "val")
     model = fit(config, train, tmp_path / "held-out", held_out=val)
@@ -208,7 +208,8 @@ def test_the_training_command_prints_the_start_masks_marking_what_was_fitted(tin
 
     summary = {"fitted_prior_threshold_tta": 0.65, "fitted_prior_threshold_spread_tta": 1.5}
     summary |= {"fitted_prior_threshold": 0.7, "fitted_prior_threshold_spread": 2.5}
-    assert _start_masks(tiny(), summary) == " · start threshold 0.50 · start spread 1.50 (fitted)"
-    fitted = tiny("model.prior_threshold=null", "model.tta=false")
-    assert _start_masks(fitted, summary) == " · start threshold 0.70 (fitted) · start spread 2.50 (fitted)"
+    configured = tiny("model.prior_threshold=0.5")
+    assert _start_masks(configured, summary) == " · start threshold 0.50 · start spread 1.50 (fitted)"
+    plain = tiny("model.tta=false")
+    assert _start_masks(plain, summary) == " · start threshold 0.70 (fitted) · start spread 2.50 (fitted)"
     assert _start_masks(tiny("model=unet"), {}) == ""
