@@ -57,7 +57,8 @@ class UNetSegmenter(nn.Module):
     def probability_map(self, images: torch.Tensor, tta: bool | None = None) -> torch.Tensor:
         """The foreground map B×1×H×W that sampling thresholds: averaged over the views with tta
         (None: this segmenter's own setting; the latent model passes its prior's)."""
-        if self.tta if tta is None else tta:
+        averaged = self.tta if tta is None else tta
+        if averaged:
             return dihedral_mean(lambda views: torch.sigmoid(self(views)), images)
         return torch.sigmoid(self(images))
 

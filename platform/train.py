@@ -28,6 +28,8 @@ import torch
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from models.medseglatdiff import MedSegLatDiff
+
 
 def default_run_name(config: Config) -> str:
     m = config.model
@@ -105,25 +107,32 @@ def run(config: Config, console: Console, on_logged: Callable[[str, int], None] 
         "wce_weight": state["wce_weight"],
         "latent_scale": state["latent_scale"],
         **state["fitted"].get("prior", {}),  # fitted_prior_threshold, with a prior
+        **_sampling_start(model),
         **quick_validation(model, val, config),
     }
     write_text(run_dir / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
+def _sampling_start(model: torch.nn.Module) -> dict[str, float]:
+    """The start threshold and spread the latent model samples with (configured or fitted); {} without a prior."""
+    if not isinstance(model, MedSegLatDiff) or model.prior is None:
+        return {}
+    return {"start_threshold": model.start_threshold, "start_spread": model.start_spread}
+
+
 def _start_masks(config: Config, summary: dict) -> str:
     """' · start threshold t · start spread s', each marked (fitted) unless configured; '' without a prior."""
-    m, tta = config.model, "_tta" if config.model.tta else ""  # the fits of the map sampling uses
-    if "fitted_prior_threshold" + tta not in summary:
+    if "start_threshold" not in summary:
         return ""
-    parts = []
-    for label, key, configured in (
-        ("start threshold", "fitted_prior_threshold", m.prior_threshold),
-        ("start spread", "fitted_prior_threshold_spread", m.prior_threshold_spread),
-    ):
-        value = configured if configured is not None else summary[key + tta]
-        parts.append(f" · {label} {value:.2f}" + (" (fitted)" if configured is None else ""))
-    return "".join(parts)
+    m = config.model
+    return "".join(
+        f" · {label} {summary[key]:.2f}" + (" (fitted)" if configured is None else "")
+        for label, key, configured in (
+            ("start threshold", "start_threshold", m.prior_threshold),
+            ("start spread", "start_spread", m.prior_threshold_spread),
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

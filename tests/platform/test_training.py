@@ -204,12 +204,18 @@ def test_under_one_seed_the_prior_trains_as_the_unet_baseline_does(tiny, tmp_pat
 
 
 def test_the_training_command_prints_the_start_masks_marking_what_was_fitted(tiny):
-    from platform.train import _start_masks
+    from platform.build import build_model
+    from platform.train import _sampling_start, _start_masks
 
-    summary = {"fitted_prior_threshold_tta": 0.65, "fitted_prior_threshold_spread_tta": 1.5}
-    summary |= {"fitted_prior_threshold": 0.7, "fitted_prior_threshold_spread": 2.5}
+    def summary(config):  # what `run` records of a trained model
+        model = build_model(config)
+        if getattr(model, "prior", None) is not None:
+            model.fitted_prior_threshold_tta.fill_(0.65), model.fitted_prior_threshold_spread_tta.fill_(1.5)
+            model.fitted_prior_threshold.fill_(0.7), model.fitted_prior_threshold_spread.fill_(2.5)
+        return _sampling_start(model)
+
     configured = tiny("model.prior_threshold=0.5")
-    assert _start_masks(configured, summary) == " · start threshold 0.50 · start spread 1.50 (fitted)"
+    assert _start_masks(configured, summary(configured)) == " · start threshold 0.50 · start spread 1.50 (fitted)"
     plain = tiny("model.tta=false")
-    assert _start_masks(plain, summary) == " · start threshold 0.70 (fitted) · start spread 2.50 (fitted)"
-    assert _start_masks(tiny("model=unet"), {}) == ""
+    assert _start_masks(plain, summary(plain)) == " · start threshold 0.70 (fitted) · start spread 2.50 (fitted)"
+    assert _start_masks(tiny("model=unet"), summary(tiny("model=unet"))) == ""
