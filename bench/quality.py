@@ -227,6 +227,19 @@ def print_partial(rows: list[dict], suffix: str) -> None:
     print(f"RESULT {values}")
 
 
+def table_name(suffix: str, datasets: str, variants: str | None, ablations: bool) -> str:
+    """The parquet file of one invocation: a partial run (fewer datasets, named variants, the
+    ablations) never overwrites the headline's quality{suffix}.parquet."""
+    parts = [f"quality{suffix}"]
+    if datasets != "lidc,ph2":
+        parts.append(datasets.replace(",", "+"))
+    if variants:
+        parts.append(variants.replace(",", "+"))
+    elif ablations:
+        parts.append("ablations")
+    return "-".join(parts) + ".parquet"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=5.0, help="training wall-clock budget per model")
@@ -275,7 +288,7 @@ def main() -> None:
     table = pl.DataFrame(rows).select("dataset", "model", "split", "train_s", "steps", "images", *REPORT)
     with pl.Config(tbl_rows=40, tbl_cols=20, float_precision=4, tbl_width_chars=250):
         print(table)
-    pl.DataFrame(rows).write_parquet(RUNS / f"quality{suffix}.parquet")
+    pl.DataFrame(rows).write_parquet(RUNS / table_name(suffix, args.datasets, args.variants, args.ablations))
     if not {("lidc", "unet"), ("lidc", "ldm"), ("ph2", "unet"), ("ph2", "ldm")} <= set(runs):
         print_partial(rows, suffix)  # a partial run (--datasets/--variants/--ablations)
         return
