@@ -6,6 +6,7 @@ import torch
 from monai.networks.nets import AutoencoderKL
 from torch import nn
 
+from models.crops import random_crops
 from models.stages import StageLosses
 
 
@@ -60,43 +61,6 @@ def kl_divergence(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     """KL(N(mu, sigma²) ‖ N(0, 1)) summed over latent elements, averaged over the batch."""
     kl = 0.5 * (mu.pow(2) + sigma.pow(2) - torch.log(sigma.pow(2) + 1e-10) - 1)
     return kl.flatten(1).sum(1).mean()
-
-
-def random_crops(masks: torch.Tensor, side: int, on_foreground: bool = False) -> torch.Tensor:
-    """One random side×side window per mask of B×1×H×W (the global torch stream); side 0 or ≥ H: unchanged.
-
-    on_foreground: a mask with foreground gets a window drawn uniformly among those holding one of
-    its foreground pixels, itself drawn uniformly. Lesions are small and near the middle of a
-    crop-centred dataset (LIDC): uniform 32 px windows of 128 px masks miss the nodule nine times
-    in ten, so the codec rarely sees one."""
-    height, width = masks.shape[-2:]
-    if side <= 0 or (side >= height and side >= width):
-        return masks
-    rows = torch.randint(0, height - side + 1, (masks.shape[0],))
-    cols = torch.randint(0, width - side + 1, (masks.shape[0],))
-    if on_foreground:
-        rows, cols = _windows_on_foreground(masks, side, rows, cols)
-    return torch.stack(
-        [m[:, r : r + side, c : c + side] for m, r, c in zip(masks, rows.tolist(), cols.tolist(), strict=True)]
-    )
-
-
-def _windows_on_foreground(
-    masks: torch.Tensor, side: int, rows: torch.Tensor, cols: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Top-left corners of windows holding a random foreground pixel; `rows`/`cols` for empty masks."""
-    height, width = masks.shape[-2:]
-    flat = masks.flatten(1) > 0
-    weights = flat.float() + (~flat.any(1, keepdim=True)).float()  # an empty mask: any pixel, unused
-    pixel = torch.multinomial(weights, 1)[:, 0]
-    r, c = pixel // width, pixel % width
-    # the window's top-left row lies in [r − side + 1, r], clipped to the image
-    low_r, high_r = (r - side + 1).clamp(min=0), r.clamp(max=height - side)
-    low_c, high_c = (c - side + 1).clamp(min=0), c.clamp(max=width - side)
-    pick_r = low_r + (torch.rand(len(r)) * (high_r - low_r + 1)).long()
-    pick_c = low_c + (torch.rand(len(c)) * (high_c - low_c + 1)).long()
-    marked = flat.any(1)
-    return torch.where(marked, pick_r, rows), torch.where(marked, pick_c, cols)
 
 
 def autoencoder_loss(

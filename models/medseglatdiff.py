@@ -280,7 +280,7 @@ class MedSegLatDiff(nn.Module):
                     "diffusion",
                     ("prior_steps",),
                     prior.parameters,
-                    lambda images, masks: losses.segmentation(prior(images), masks),
+                    lambda images, masks: prior.training_loss(images, masks, losses.segmentation),
                     owns=("prior.", "fitted_prior_threshold"),
                     after_stage=self._fit_prior_threshold,
                     fits_on="held_out",

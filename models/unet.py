@@ -6,7 +6,9 @@ import torch
 from monai.networks.nets import UNet
 from torch import nn
 
+from models.crops import paired_crops
 from models.ensemble import Ensemble
+from models.losses import SegmentationLoss
 from models.stages import SEGMENTER_STREAM, Stage, StageLosses
 from models.thresholds import spread_thresholds
 from models.tta import dihedral_mean
@@ -21,12 +23,22 @@ class UNetSegmenter(nn.Module):
     The same rule spreads the latent model's start masks; it lets a study ask how much of that
     model's spread (GED, calibration) a plain segmenter's map already gives.
     tta: sampling averages the map over the 8 flips and 90° rotations (models/tta.py), as nnU-Net
-    mirrors at inference."""
+    mirrors at inference.
+    train_crop: side of the random image-mask windows it trains on (0: whole images), placed on
+    foreground when the mask has some (models/crops.py); it still predicts on whole images."""
 
-    def __init__(self, in_channels: int, channels: list[int], threshold_spread: float = 0.0, tta: bool = False) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        channels: list[int],
+        threshold_spread: float = 0.0,
+        tta: bool = False,
+        train_crop: int = 0,
+    ) -> None:
         super().__init__()
         self.threshold_spread = threshold_spread
         self.tta = tta
+        self.train_crop = train_crop
         self.unet = UNet(
             spatial_dims=2,
             in_channels=in_channels,
@@ -39,6 +51,11 @@ class UNetSegmenter(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.unet(images)
 
+    def training_loss(self, images: torch.Tensor, masks: torch.Tensor, loss: SegmentationLoss) -> torch.Tensor:
+        """`loss` on this network's logits for a batch, on windows of train_crop px when it is set."""
+        images, masks = paired_crops(images, masks, self.train_crop)
+        return loss(self(images), masks)
+
     def stages(self, losses: StageLosses) -> list[Stage]:
         """One stage, with the step budget of the latent model's two stages together."""
         return [
@@ -47,7 +64,7 @@ class UNetSegmenter(nn.Module):
                 "diffusion",
                 ("ae_steps", "diffusion_steps"),
                 self.parameters,
-                lambda images, masks: losses.segmentation(self(images), masks),
+                lambda images, masks: self.training_loss(images, masks, losses.segmentation),
                 owns=("",),
                 stream=SEGMENTER_STREAM,
             )

@@ -64,6 +64,9 @@ class ModelConfig:
     ae_width: int = 16  # autoencoder channels: [w, 2w, 2w, ...], one level per halving
     ae_crop: int = 0  # mask autoencoder trained on random crops of this side; 0 or ≥ image size: whole masks
     ae_crop_foreground: bool = False  # a crop of a mask with foreground holds some of it
+    # the UNet baseline and the latent model's prior (one network, one key) train on random
+    # image-mask windows of this side, placed on foreground where there is some; 0: whole images
+    segmenter_crop: int = 0
     kl_weight: float = 1e-6
     ae_sample_posterior: bool = True  # false: the autoencoder decodes the posterior mean in training too
     wce_weight: float | None = None  # None: the dataset's paper default (data.wce_weight)
@@ -104,6 +107,11 @@ class ModelConfig:
             self.ae_crop >= 0 and self.ae_crop % (4 * self.latent_factor) == 0,
             "model.ae_crop",
             f"{self.ae_crop} must be 0 or a positive multiple of 4·latent_factor = {4 * self.latent_factor}",
+        )
+        _check(
+            self.segmenter_crop >= 0 and self.segmenter_crop % 16 == 0,
+            "model.segmenter_crop",
+            f"{self.segmenter_crop} must be 0 or a positive multiple of 16 (the UNets halve it up to three times)",
         )
         _check(
             self.conditioning is None or self.conditioning in CONDITIONING,

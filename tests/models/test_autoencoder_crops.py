@@ -7,7 +7,7 @@ from platform.errors import ConfigError
 import pytest
 import torch
 
-from models.autoencoder import random_crops
+from models.crops import random_crops
 from tests.conftest import TINY
 from tests.models.test_x0_loss import LOSSES
 

@@ -84,11 +84,18 @@ def test_the_start_threshold_is_an_input_of_the_prior_stage_that_fits_the_spread
     assert prior("model.prior_threshold_spread=1.0") == prior("model.prior_threshold_spread=2.0")
 
 
+def test_the_training_windows_are_an_input_of_both_segmenter_stages(tiny):
+    for stage, budget in (("prior", ("prior_steps",)), ("segmenter", ("diffusion_steps",))):
+        whole, windows = (stage_inputs(tiny(f"model.segmenter_crop={side}"), stage, budget, 5.0) for side in (0, 16))
+        assert whole != windows, stage
+
+
 @pytest.mark.parametrize(
     "stage,change",
     [
         ("autoencoder", "model.denoiser_channels=[8,16]"),
         ("autoencoder", "model.prior_channels=[16,32]"),
+        ("autoencoder", "model.segmenter_crop=16"),
         ("prior", "model.latent_channels=2"),
         ("prior", "model.encoder_channels=[8,16,16]"),
         ("image_autoencoder", "model.wce_weight=20"),
