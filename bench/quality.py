@@ -46,7 +46,6 @@ VARIANTS = {  # name → overrides on top of the shipped defaults
     "unet": ["model=unet"],
     "unet-w50": ["model=unet", "model.wce_weight=50"],
     "unet-constant-lr": ["model=unet", "train.lr_schedule=constant"],
-    "unet-crop64": ["model=unet", "model.segmenter_crop=64"],
     "ldm": LDM,
     "ldm-no-prior": [*LDM, "model.prior=false", "model.prior_strength=1.0", *ALL_T],
     "ldm-from-noise": [*LDM, "model.prior_strength=1.0", *ALL_T],
@@ -57,7 +56,6 @@ VARIANTS = {  # name → overrides on top of the shipped defaults
     "ldm-no-foreground": [*LDM, "train.foreground_share=0.0"],
     "ldm-no-augment": [*LDM, "train.augment=false"],
     "ldm-x0-loss": [*LDM, "model.x0_loss_weight=0.1"],
-    "ldm-crop64": [*LDM, "model.segmenter_crop=64"],
     # The defaults before this last tuning round (BENCHMARKS.md), with --shares 0.25,0.45,0.30
     "ldm-before": [
         "model=medseglatdiff",
