@@ -16,6 +16,44 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "data"
 
+# The tests that start a local Ray instance (or use the session's smoke study): whole modules, or
+# one test of a module. Under pytest-xdist (`-n 2`, pyproject.toml) they form one unit of work for
+# one worker, run one after another: they use fixed dashboard ports, `ray stop --force` ends every
+# Ray process on the machine, and a session fixture (the smoke study) runs once per worker. Their
+# time is mostly Ray starting actors, with the CPU half idle, so the other worker runs the rest of
+# the suite beside them. (Named here, not marked: xdist's `loadgroup` suffix no longer reaches node
+# ids in pytest 9.)
+RAY_TESTS = {
+    "test_cluster.py",
+    "test_faults.py",
+    "test_pruning.py",
+    "test_study.py",
+    "test_study_external.py",
+    "test_readme_commands.py::test_first_run_creates_the_token_and_later_commands_use_it",
+}
+
+
+def runs_ray(nodeid: str) -> bool:
+    path, _, name = nodeid.partition("::")
+    module = Path(path).name
+    return module in RAY_TESTS or f"{module}::{name.split('[')[0]}" in RAY_TESTS
+
+
+def pytest_xdist_make_scheduler(config, log):
+    from xdist.scheduler import LoadScopeScheduling
+
+    class RayTestsTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "ray" if runs_ray(nodeid) else nodeid
+
+    return RayTestsTogether(config, log)
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    """A test that uses a Ray study fixture outside RAY_TESTS would run beside the Ray worker."""
+    if {"smoke", "study_env", "user_home"} & set(getattr(item, "fixturenames", ())) and not runs_ray(item.nodeid):
+        raise pytest.UsageError(f"{item.nodeid} runs a Ray study: add it to RAY_TESTS in tests/conftest.py")
+
 
 @pytest.fixture(scope="session")
 def data_root() -> Path:
