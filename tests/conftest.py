@@ -20,7 +20,7 @@ DATA = REPO / "data"
 # one test of a module. Under pytest-xdist (`-n 2`, pyproject.toml) they form one unit of work for
 # one worker, run one after another: they use fixed dashboard ports, `ray stop --force` ends every
 # Ray process on the machine, and a session fixture (the smoke study) runs once per worker. Their
-# time is mostly Ray starting actors, with the CPU half idle, so the other worker runs the rest of
+# time is mostly Ray starting actors, with the CPU mostly idle, so the other worker runs the rest of
 # the suite beside them. (Named here, not marked: xdist's `loadgroup` suffix no longer reaches node
 # ids in pytest 9.)
 RAY_TESTS = {
@@ -31,6 +31,7 @@ RAY_TESTS = {
     "test_study_external.py",
     "test_readme_commands.py::test_first_run_creates_the_token_and_later_commands_use_it",
 }
+RAY_FIXTURES = {"smoke", "study_env", "user_home"}  # a test using one of these must be in RAY_TESTS
 
 
 def runs_ray(nodeid: str) -> bool:
@@ -51,7 +52,7 @@ def pytest_xdist_make_scheduler(config, log):
 
 def pytest_itemcollected(item: pytest.Item) -> None:
     """A test that uses a Ray study fixture outside RAY_TESTS would run beside the Ray worker."""
-    if {"smoke", "study_env", "user_home"} & set(getattr(item, "fixturenames", ())) and not runs_ray(item.nodeid):
+    if RAY_FIXTURES & set(getattr(item, "fixturenames", ())) and not runs_ray(item.nodeid):
         raise pytest.UsageError(f"{item.nodeid} runs a Ray study: add it to RAY_TESTS in tests/conftest.py")
 
 
