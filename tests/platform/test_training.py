@@ -210,8 +210,10 @@ def test_the_training_command_prints_the_start_masks_marking_what_was_fitted(tin
     def summary(config):  # what `run` records of a trained model
         model = build_model(config)
         if getattr(model, "prior", None) is not None:
-            model.fitted_prior_threshold_tta.fill_(0.65), model.fitted_prior_threshold_spread_tta.fill_(1.5)
-            model.fitted_prior_threshold.fill_(0.7), model.fitted_prior_threshold_spread.fill_(2.5)
+            model.fitted_prior_threshold_tta.fill_(0.65)
+            model.fitted_prior_threshold_spread_tta.fill_(1.5)
+            model.fitted_prior_threshold.fill_(0.7)
+            model.fitted_prior_threshold_spread.fill_(2.5)
         return _sampling_start(model)
 
     configured = tiny("model.prior_threshold=0.5")
