@@ -67,7 +67,10 @@ def start_ray(address: str | None) -> str:
         if address:
             context = ray.init(address=address, runtime_env=runtime_env, log_to_driver=False)
         else:
+            # "local": without it ray.init joins the last `ray start` cluster of this machine (and
+            # refuses num_cpus there), though the user asked for neither --address nor RAY_ADDRESS.
             context = ray.init(
+                address="local",
                 num_cpus=os.cpu_count(),
                 include_dashboard=True,
                 dashboard_host="127.0.0.1",

@@ -1,9 +1,13 @@
 """A real two-node Ray cluster on this machine (loopback only): a study joins it with --address
-and its trials' workers run on both nodes, with token authentication on."""
+and its trials' workers run on both nodes, with token authentication on; a study run without
+--address beside it starts its own local instance."""
 
+import os
 import secrets
+import signal
 import subprocess
 import sys
+import time
 
 import polars as pl
 import pytest
@@ -57,6 +61,7 @@ def test_study_runs_on_a_two_node_cluster(tmp_path, study_env):
             timeout=900,
         )
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        _starts_its_own_local_instance(write_spec(tmp_path / "local.yaml", name="local"), env, 8282)
     finally:
         subprocess.run([*RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
     trials = pl.read_parquet(tmp_path / "results" / "cluster" / "trials" / "*.parquet")
@@ -64,3 +69,27 @@ def test_study_runs_on_a_two_node_cluster(tmp_path, study_env):
     nodes = {n for ids in trials["node_ids"] for n in ids.split(",")}
     assert len(nodes) == 2, trials["node_ids"].to_list()  # two data-parallel workers, one per node
     assert (trials["workers"] == 2).all()
+
+
+def _starts_its_own_local_instance(spec, env, port: int) -> None:
+    """Without --address or RAY_ADDRESS a study starts a local instance, though this machine runs a
+    `ray start` cluster (a plain ray.init() would join it). Stopped once it names its own dashboard."""
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "platform.study", "run", str(spec)],
+        cwd=REPO,
+        env={**env, "STUDY_DASHBOARD_PORT": str(port), "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    lines, deadline = [], time.time() + 300
+    try:
+        for line in driver.stdout:  # type: ignore[union-attr]
+            lines.append(line)
+            if line.startswith("Ray dashboard:") or time.time() > deadline:
+                break
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)
+        driver.wait()
+    assert any(line.startswith(f"Ray dashboard: http://127.0.0.1:{port}") for line in lines), "".join(lines)[-3000:]
