@@ -49,7 +49,7 @@ def test_study_runs_on_a_two_node_cluster(tmp_path, study_env):
         spec = write_spec(
             tmp_path / "cluster.yaml",
             name="cluster",
-            trials=2,
+            trials=1,  # one trial's two workers, spread, already land on both nodes
             resources={"workers": 2, "cpus_per_worker": 0.45, "trial_cpus": 0.1, "placement": "spread"},
         )
         result = subprocess.run(
@@ -65,10 +65,10 @@ def test_study_runs_on_a_two_node_cluster(tmp_path, study_env):
     finally:
         subprocess.run([*RAY, "stop", "--force"], env=env, capture_output=True, timeout=120)
     trials = pl.read_parquet(tmp_path / "results" / "cluster" / "trials" / "*.parquet")
-    assert trials.height == 2 and (trials["status"] == "completed").all()
-    nodes = {n for ids in trials["node_ids"] for n in ids.split(",")}
+    assert trials.height == 1 and trials["status"][0] == "completed"
+    nodes = set(trials["node_ids"][0].split(","))
     assert len(nodes) == 2, trials["node_ids"].to_list()  # two data-parallel workers, one per node
-    assert (trials["workers"] == 2).all()
+    assert trials["workers"][0] == 2
 
 
 def _starts_its_own_local_instance(spec, env, port: int) -> None:
