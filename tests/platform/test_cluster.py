@@ -7,7 +7,7 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
+import threading
 
 import polars as pl
 import pytest
@@ -83,13 +83,19 @@ def _starts_its_own_local_instance(spec, env, port: int) -> None:
         text=True,
         start_new_session=True,
     )
-    lines, deadline = [], time.time() + 300
+
+    def stop() -> None:  # a zombie keeps its group until wait(), so this never misses the driver
+        os.killpg(driver.pid, signal.SIGKILL)
+
+    lines, timeout = [], threading.Timer(300, stop)  # ends the loop below if no line ever comes
+    timeout.start()
     try:
         for line in driver.stdout:  # type: ignore[union-attr]
             lines.append(line)
-            if line.startswith("Ray dashboard:") or time.time() > deadline:
+            if line.startswith("Ray dashboard:"):
                 break
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)
+        timeout.cancel()
+        stop()
         driver.wait()
     assert any(line.startswith(f"Ray dashboard: http://127.0.0.1:{port}") for line in lines), "".join(lines)[-3000:]
