@@ -11,7 +11,8 @@ import torch
 class Ensemble:
     """N samples for B images of H×W pixels.
 
-    probs: N×B×1×H×W decoder soft outputs in [0, 1]; masks: the same thresholded at 0.5.
+    probs: N×B×1×H×W sample probabilities in [0, 1] (a decoder's soft outputs, or 0/1 where the
+    samples are masks); masks: the same thresholded at 0.5.
     mean (the confidence map), variance and entropy (uncertainty maps): B×1×H×W."""
 
     probs: torch.Tensor

@@ -67,7 +67,12 @@ class MedSegLatDiff(nn.Module):
     prior_start_share: in training, the share of examples whose x_t is noised from the latent of
     the prior's mask (at the fitted threshold·e^(u), u uniform in [-1, 1]) instead of from the
     annotation's latent, the target still leading to the annotation: the denoiser learns to correct
-    the prior's mask, which is where sampling starts, rather than to return it unchanged."""
+    the prior's mask, which is where sampling starts, rather than to return it unchanged.
+    binary_samples: each decoded sample is its mask (probability ≥ 0.5), so the confidence map is
+    the share of samples that mark a pixel: the mean of the sampled masks. The decoder's soft
+    output blurs a small nodule's rim: averaged as is, a pixel that half the samples mark can fall
+    below 0.5 and drop out of the ensemble-mean mask. With it every sample's per-pixel entropy is 0,
+    so the uncertainty decomposition reports all of it as epistemic (mutual information)."""
 
     def __init__(
         self,
@@ -91,6 +96,7 @@ class MedSegLatDiff(nn.Module):
         prior_threshold_spread: float | None = 0.0,
         prior_start_share: float = 0.0,
         prior_tta: bool = False,
+        binary_samples: bool = False,
     ) -> None:
         super().__init__()
         self.codec: MaskAutoencoder | PixelMaskCodec = codec
@@ -122,6 +128,7 @@ class MedSegLatDiff(nn.Module):
         self.prior_threshold_spread = prior_threshold_spread
         self.prior_start_share = prior_start_share if prior is not None else 0.0
         self.prior_tta = prior_tta
+        self.binary_samples = binary_samples
         self.max_timestep: int | None = None
         if truncate_timesteps and prior is not None and prior_strength < 1.0:
             self.max_timestep = max(1, int(prior_strength * train_scheduler.num_train_timesteps))
@@ -357,6 +364,8 @@ class MedSegLatDiff(nn.Module):
             self.prior_strength,
         )
         probs = torch.sigmoid(self.codec.decode(latents / self.latent_scale))
+        if self.binary_samples:
+            probs = (probs >= 0.5).float()
         return Ensemble(probs.reshape(samples, images.shape[0], *probs.shape[1:]))
 
 

@@ -52,6 +52,7 @@ SAMPLING_ONLY = (
     "model.prior_threshold_spread",
     "model.threshold_spread",
     "model.tta",
+    "model.binary_samples",
 )
 SHARED_TRAIN_KEYS = ("seed", "lr", "lr_schedule", "batch_size", "foreground_share", "augment")
 
@@ -137,6 +138,7 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
         prior_threshold_spread=m.prior_threshold_spread,
         prior_start_share=m.prior_start_share,
         prior_tta=m.tta,
+        binary_samples=m.binary_samples,
     )
 
 

@@ -95,6 +95,7 @@ class ModelConfig:
     prior_threshold_spread: float | None = 0.0  # sample k's start mask at threshold·e^(spread·q_k); None: fitted
     threshold_spread: float = 0.0  # model.kind=unet: sample k is its map thresholded at 0.5·e^(spread·q_k)
     tta: bool = False  # sampling: the UNet's map or the latent model's prior map averaged over 8 flips/rotations
+    binary_samples: bool = False  # sampling, diffusion models: each decoded sample is its mask (≥ 0.5)
     prior_start_share: float = 0.0  # training: share of x_t noised from the prior's mask, aimed at the annotation
     x0_loss_weight: float = 0.0  # WCE + Dice on the decoded x̂0, weighted by ᾱ_t
     truncate_timesteps: bool = False  # with a prior and prior_strength < 1: train only on t < prior_strength·T
@@ -189,6 +190,11 @@ class ModelConfig:
             self.threshold_spread == 0 or self.kind == "unet",
             "model.threshold_spread",
             "applies to model.kind=unet; the latent model spreads its start masks with model.prior_threshold_spread",
+        )
+        _check(
+            not self.binary_samples or self.kind != "unet",
+            "model.binary_samples",
+            "applies to the diffusion models; the UNet's samples are its probability map",
         )
 
     @property

@@ -7,8 +7,8 @@
   python -m platform.evaluate compare runs/<a> runs/<b> [split=test] [cluster=group]
 
 `model.guidance_scale=`, `model.prior_strength=`, `model.prior_threshold=`,
-`model.prior_threshold_spread=`, `model.tta=` and (UNet) `model.threshold_spread=` change only how
-the trained run samples; such an evaluation goes to
+`model.prior_threshold_spread=`, `model.tta=`, `model.binary_samples=` and (UNet)
+`model.threshold_spread=` change only how the trained run samples; such an evaluation goes to
 <run>/eval-<split>-<key>=<value>/, beside the plain one.
 `external=` evaluates every image of a folder in a supported layout (lidc_crops, folder_pairs,
 isic2018, cvc_clinicdb, ...), resized as `prepare` does and normalised with the run's training

@@ -37,6 +37,7 @@ def test_group_and_key_overrides():
         (["train.lr_schedule=cosine"], "train.lr_schedule"),
         (["model.prior_threshold=1.0"], "model.prior_threshold"),
         (["model.ae_crop=20"], "model.ae_crop"),
+        (["model=unet", "model.binary_samples=true"], "model.binary_samples"),
     ],
 )
 def test_bad_config_names_the_key(overrides, names):
