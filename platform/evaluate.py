@@ -5,6 +5,8 @@
                                   [data.<key>=...] [model.<sampling key>=...]
   python -m platform.evaluate run=runs/<name> external=<folder> layout=<layout> [samples=16] [steps=20] [images=N]
   python -m platform.evaluate compare runs/<a> runs/<b> [split=test] [cluster=group]
+  python -m platform.evaluate compare 'runs/<a>-seed*' 'runs/<b>-seed*' [split=test] [cluster=group]
+  python -m platform.evaluate compare runs/<a>/eval-test 'runs/<b>/eval-test-<key>=<value>' [cluster=group]
 
 `model.guidance_scale=`, `model.prior_strength=`, `model.prior_threshold=`,
 `model.prior_threshold_spread=`, `model.tta=`, `model.binary_samples=` and (UNet)
@@ -18,11 +20,15 @@ chooses and stores it; test and external evaluations reuse it; `threshold=` sets
 <run>/eval-<split>/: images.parquet (one row per image, config values as columns),
 summary.parquet, reliability.parquet and PNG figures (reliability diagram, confidence-map panels,
 uncertainty maps beside the raters' disagreement, risk–coverage curves, Dice and ECE histograms).
-ECE is the positive-class binned ECE of the confidence map (mean of the N decoder soft outputs)
-against the annotators' majority vote; `ece_border` restricts it to pixels within `radius` px of
-any annotation. `compare` prints and saves (in <b>/eval-<split>/)
-bootstrap CIs of the mean difference b − a in Dice, ECE and Brier, resampling images or, with
-`cluster=group`, patients, plus Wilcoxon signed-rank p-values."""
+ECE is the positive-class binned ECE of the confidence map (mean of the N samples: sampled masks,
+or the decoder's soft outputs with `model.binary_samples=false`) against the annotators' majority
+vote; `ece_border` restricts it to pixels within `radius` px of any annotation. `compare` prints
+and saves (in <b>/eval-<split>/) bootstrap CIs of the mean difference b − a in Dice, ECE and
+Brier, resampling images or, with `cluster=group`, patients, plus Wilcoxon signed-rank p-values.
+Quoted glob patterns pool several seeds: run a with seed s is paired with run b with seed s,
+every seed on both sides, and a patient is drawn with its slices from every seed (saved as
+compare-<first a>-seeds<s...>.parquet). A side may name evaluation folders instead of runs (a
+sampling variant's eval-test-<key>=<value>/, say): then `split` does not apply to it."""
 
 from __future__ import annotations
 
@@ -46,6 +52,7 @@ from platform.evaluation.figures import (
     uncertainty_panels,
 )
 from platform.evaluation.registry import SUMMARY_METRICS, format_cell
+from platform.evaluation.run_pairs import evaluation_folder, expand_runs, paired_tables, run_label
 from platform.evaluation.runs import evaluate_checkpoint
 from platform.evaluation.statistics import paired_comparison, with_dice_nonempty
 from platform.results import write_table
@@ -216,28 +223,28 @@ def uncertainty_threshold(run_dir: Path, split: str, options: dict[str, str], su
     return 0.5
 
 
-def compare_runs(run_a: Path, run_b: Path, options: dict[str, str]) -> pl.DataFrame:
+def compare_runs(run_a: Path | str, run_b: Path | str, options: dict[str, str]) -> pl.DataFrame:
+    """Paired comparison b − a; each side a run folder or a glob pattern of runs paired by seed."""
     split = options.get("split", "val")
-    frames = []
-    for run in (run_a, run_b):
-        path = run / f"eval-{split}" / "images.parquet"
-        if not path.is_file():
-            raise UsageError(f"{path}: not evaluated yet (python -m platform.evaluate run={run} split={split})")
-        frames.append(pl.read_parquet(path))
+    side_a, side_b = expand_runs(str(run_a)), expand_runs(str(run_b))
+    a, b, seeds = paired_tables(side_a, side_b, split)
     cluster = options.get("cluster")
-    if cluster and cluster not in frames[0].columns:
+    if cluster and cluster not in a.columns:
         raise UsageError(f"cluster={cluster!r}: not a column of the images table")
     # dice_nonempty first when some slices have an empty consensus (LIDC): there overall Dice
     # rewards predicting nothing.
-    a, b = (with_dice_nonempty(f) for f in frames)
+    a, b = with_dice_nonempty(a), with_dice_nonempty(b)
     metrics: tuple[str, ...] = ("dice", "ece", "brier")
     if a["dice_nonempty"].null_count() > 0:
         metrics = ("dice_nonempty", *metrics)
     table = paired_comparison(a, b, metrics, cluster=cluster)
-    write_table(
-        table.with_columns(pl.lit(run_a.name).alias("run_a"), pl.lit(run_b.name).alias("run_b")),
-        run_b / f"eval-{split}" / f"compare-{run_a.name}.parquet",
+    names_a, names_b = (",".join(run_label(r) for r in side) for side in (side_a, side_b))
+    pooled = f"-seeds{'-'.join(map(str, seeds))}" if seeds else ""
+    table = table.with_columns(
+        pl.lit(names_a).alias("run_a"), pl.lit(names_b).alias("run_b"), pl.lit(len(seeds) or 1).alias("seeds")
     )
+    name = run_label(side_a[0]).replace("/", "-")
+    write_table(table, evaluation_folder(side_b[0], split) / f"compare-{name}{pooled}.parquet")
     return table
 
 
@@ -255,7 +262,9 @@ def render_summary(summary: pl.DataFrame, console: Console) -> None:
 
 
 def render_comparison(table: pl.DataFrame, console: Console, a: str, b: str) -> None:
-    out = Table(title=f"{b} − {a} (paired, 95 % bootstrap CI)")
+    seeds = int(table["seeds"][0]) if "seeds" in table.columns else 1
+    pooled = f", {seeds} seeds pooled" if seeds > 1 else ""
+    out = Table(title=f"{b} − {a} (paired{pooled}, 95 % bootstrap CI)")
     for column in ("metric", "mean a", "mean b", "difference", "95 % CI", "Wilcoxon p", "pairs"):
         out.add_column(column, justify="right")
     for r in table.iter_rows(named=True):
@@ -279,11 +288,16 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(console: Console) -> int:
         if argv[0] == "compare":
-            if len(argv) < 3:
-                raise UsageError("compare needs two run folders: compare runs/<a> runs/<b>")
-            options, _ = parse_pairs(argv[3:], {"split", "cluster"})
-            a, b = Path(argv[1]), Path(argv[2])
-            render_comparison(compare_runs(a, b, options), console, a.name, b.name)
+            # a key=value option has no "/" before its "=", a folder may have one after it
+            runs = [t for t in argv[1:] if "/" in t.partition("=")[0] or "=" not in t]
+            if len(runs) != 2:
+                raise UsageError(
+                    f"compare takes two run folders or two quoted patterns ('runs/<a>-seed*'), got {len(runs)}: "
+                    + " ".join(runs)
+                )
+            options, _ = parse_pairs([t for t in argv[1:] if t not in runs], {"split", "cluster"})
+            table = compare_runs(runs[0], runs[1], options)
+            render_comparison(table, console, run_label(Path(runs[0])), run_label(Path(runs[1])))
             return 0
         options, overrides = parse_pairs(argv, RUN_KEYS)
         if "run" not in options:

@@ -155,3 +155,55 @@ def test_sampling_overrides_evaluate_beside_the_plain_evaluation(trained):
     variant = pl.read_parquet(run / "eval-val-prior_threshold_spread=0.5" / "summary.parquet")
     assert variant["images"][0] == plain["images"][0]
     assert main([f"run={run}", "model.latent_factor=8"]) == 2  # a training key cannot change at evaluation
+
+
+def _seeded(folder: Path, seed: int, dice: list[float]) -> Path:
+    """An evaluated run of one training seed: two patients of two slices, the first slice of each empty."""
+    _evaluated(folder, dice, [0.0, 0.01, 0.0, 0.02])
+    images = pl.read_parquet(folder / "eval-val" / "images.parquet").with_columns(pl.lit(seed).alias("seed"))
+    images.write_parquet(folder / "eval-val" / "images.parquet")
+    return folder
+
+
+def test_compare_pools_seeds_pairing_each_run_with_the_same_seed(tmp_path):
+    """Folder order is not seed order here: pairing by position would pair a's seed 10 with b's seed 2."""
+    _seeded(tmp_path / "a-seed2", 2, [1.0, 0.5, 1.0, 0.7])
+    _seeded(tmp_path / "a-seed10", 10, [1.0, 0.6, 1.0, 0.2])
+    _seeded(tmp_path / "b-seed2", 2, [1.0, 0.6, 1.0, 0.9])  # +0.1, +0.2 on the non-empty slices
+    _seeded(tmp_path / "b-seed10", 10, [0.0, 0.6, 1.0, 0.5])  # +0.0, +0.3
+    table = compare_runs(f"{tmp_path}/a-seed*", f"{tmp_path}/b-seed*", {"cluster": "group"})
+    row = table.row(0, named=True)
+    assert row["metric"] == "dice_nonempty" and row["seeds"] == 2
+    assert row["pairs"] == 4 and row["clusters"] == 2  # a patient is drawn with its slices of both seeds
+    assert row["difference"] == pytest.approx(0.15) and row["mean_a"] == pytest.approx(0.5)
+    assert table.row(1, named=True)["difference"] == pytest.approx((0.1 + 0.2 - 1.0 + 0.3) / 8)
+    assert (tmp_path / "b-seed10" / "eval-val" / "compare-a-seed10-seeds2-10.parquet").is_file()
+    assert main(["compare", f"{tmp_path}/a-seed*", f"{tmp_path}/b-seed*", "cluster=group"]) == 0
+
+
+def test_compare_refuses_seeds_it_cannot_pair(tmp_path, capsys):
+    for name, seed in (("a-seed0", 0), ("a-seed1", 1), ("b-seed0", 0), ("c-seed0", 0), ("c-again", 0)):
+        _seeded(tmp_path / name, seed, [1.0, 0.5, 1.0, 0.7])
+    assert main(["compare", f"{tmp_path}/a-seed*", f"{tmp_path}/b-seed*"]) == 2
+    assert "a-seed1" in capsys.readouterr().out  # seed 1 has no partner, and the message names its run
+    assert main(["compare", f"{tmp_path}/a-seed0", f"{tmp_path}/c-*"]) == 2  # two runs of seed 0 on one side
+    assert main(["compare", f"{tmp_path}/z-*", f"{tmp_path}/a-seed*"]) == 2  # matches nothing
+    # the shell expanded an unquoted pattern: three folders, so the sides are ambiguous
+    assert main(["compare", str(tmp_path / "a-seed0"), str(tmp_path / "a-seed1"), str(tmp_path / "b-seed0")]) == 2
+    assert "quoted patterns" in capsys.readouterr().out
+
+
+def test_compare_takes_evaluation_folders_for_sampling_variants(tmp_path):
+    """Runs saved before a sampling default changed are evaluated with it as an override, into
+    eval-<split>-<key>=<value>/: a side can name those folders, pooled over seeds as runs are."""
+    for seed in (0, 1):
+        _seeded(tmp_path / f"a-seed{seed}", seed, [1.0, 0.5, 1.0, 0.7])
+        variant = _seeded(tmp_path / "v" / f"a-seed{seed}", seed, [1.0, 0.6, 1.0, 0.8]) / "eval-val"
+        variant.rename(tmp_path / f"a-seed{seed}" / "eval-val-binary_samples=true")
+    plain, binary = f"{tmp_path}/a-seed*/eval-val", f"{tmp_path}/a-seed*/eval-val-binary_samples=true"
+    table = compare_runs(plain, binary, {"split": "test"})  # split does not apply to evaluation folders
+    assert table["seeds"][0] == 2 and table["difference"][0] == pytest.approx(0.1)
+    assert table["run_b"][0] == "a-seed0/eval-val-binary_samples=true,a-seed1/eval-val-binary_samples=true"
+    saved = tmp_path / "a-seed0" / "eval-val-binary_samples=true" / "compare-a-seed0-eval-val-seeds0-1.parquet"
+    assert saved.is_file()
+    assert main(["compare", plain, binary, "cluster=group"]) == 0
