@@ -262,7 +262,7 @@ def render_summary(summary: pl.DataFrame, console: Console) -> None:
 
 
 def render_comparison(table: pl.DataFrame, console: Console, a: str, b: str) -> None:
-    seeds = int(table["seeds"][0]) if "seeds" in table.columns else 1
+    seeds = int(table["seeds"][0])  # compare_runs always records it (1 for a single pair)
     pooled = f", {seeds} seeds pooled" if seeds > 1 else ""
     out = Table(title=f"{b} − {a} (paired{pooled}, 95 % bootstrap CI)")
     for column in ("metric", "mean a", "mean b", "difference", "95 % CI", "Wilcoxon p", "pairs"):
