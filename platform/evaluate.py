@@ -24,7 +24,9 @@ ECE is the positive-class binned ECE of the confidence map (mean of the N sample
 or the decoder's soft outputs with `model.binary_samples=false`) against the annotators' majority
 vote; `ece_border` restricts it to pixels within `radius` px of any annotation. `compare` prints
 and saves (in <b>/eval-<split>/) bootstrap CIs of the mean difference b − a in Dice, ECE and
-Brier, resampling images or, with `cluster=group`, patients, plus Wilcoxon signed-rank p-values.
+Brier, resampling images or, with `cluster=group`, patients, plus Wilcoxon signed-rank p-values;
+its `ece` is the mean of per-image ECEs, and `ece_pooled` the evaluation's own pixel-pooled ECE,
+recomputed on every resample from per-image bin sums (no rank test: one number per side).
 Quoted glob patterns pool several seeds: run a with seed s is paired with run b with seed s,
 every seed on both sides, and a patient is drawn with its slices from every seed (saved as
 compare-<first a>-seeds<s...>.parquet). A side may name evaluation folders instead of runs (a
@@ -33,6 +35,7 @@ sampling variant's eval-test-<key>=<value>/, say): then `split` does not apply t
 from __future__ import annotations
 
 import dataclasses
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -268,13 +271,14 @@ def render_comparison(table: pl.DataFrame, console: Console, a: str, b: str) -> 
     for column in ("metric", "mean a", "mean b", "difference", "95 % CI", "Wilcoxon p", "pairs"):
         out.add_column(column, justify="right")
     for r in table.iter_rows(named=True):
+        d = 5 if r["metric"].startswith(("ece", "brier")) else 4  # calibration gaps are ~1e-4 on LIDC
         out.add_row(
             r["metric"],
-            f"{r['mean_a']:.4f}",
-            f"{r['mean_b']:.4f}",
-            f"{r['difference']:+.4f}",
-            f"[{r['ci_low']:+.4f}, {r['ci_high']:+.4f}]",
-            f"{r['wilcoxon_p']:.3g}",
+            f"{r['mean_a']:.{d}f}",
+            f"{r['mean_b']:.{d}f}",
+            f"{r['difference']:+.{d}f}",
+            f"[{r['ci_low']:+.{d}f}, {r['ci_high']:+.{d}f}]",
+            "–" if math.isnan(r["wilcoxon_p"]) else f"{r['wilcoxon_p']:.3g}",
             str(r["pairs"]),
         )
     console.print(out)

@@ -196,7 +196,10 @@ def cmd_query(args: argparse.Namespace, console: Console) -> int:
         write_table(frame, Path(args.output))
         console.print(f"{frame.height} rows → {args.output}")
     elif args.format == "csv":
-        text = frame.write_csv()
+        # CSV has no nested values: a list cell (an image's `ece_bin_gaps`) becomes "v1 v2 ..."
+        nested = [name for name, dtype in frame.schema.items() if isinstance(dtype, pl.List)]
+        flat = [pl.col(name).list.eval(pl.element().cast(pl.String)).list.join(" ") for name in nested]
+        text = frame.with_columns(flat).write_csv()
         Path(args.output).write_text(text) if args.output else sys.stdout.write(text)
     else:
         with pl.Config(tbl_rows=100, tbl_cols=30, tbl_width_chars=160, float_precision=4):

@@ -175,6 +175,10 @@ def _image_row(
         "ged": generalized_energy_distance(samples, annotations),
         "hm_iou": hungarian_matched_iou(samples, annotations),
         "ece": calibration.ece(),
+        # Per bin, foreground pixels minus summed confidence: summed over any set of images they
+        # give that set's pixel-pooled ECE, so `compare` can bootstrap the pooled ECE by patient.
+        "ece_bin_gaps": (calibration.accuracy - calibration.confidence).tolist(),
+        "pixels": calibration.pixels,
         "brier": calibration.brier(),
         "nll": calibration.nll(),
         "foreground": float(consensus.float().mean()),

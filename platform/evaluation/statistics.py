@@ -32,6 +32,10 @@ def paired_comparison(
     then whole clusters are resampled, since slices of one patient are not independent). Each
     metric resamples only the clusters it has pairs in: a patient whose slices all have an empty
     consensus has no `dice_nonempty`, and drawing it would only vary how many patients count.
+    With `ece` among the metrics and both tables holding `ece_bin_gaps` and `pixels` (evaluations
+    since they were added), an `ece_pooled` row follows it: the pixel-pooled ECE of each side over
+    the paired images, the evaluation's own `ece`, whose CI comes from recomputing it on resampled
+    clusters (no rank test: it is one number per side, not per image).
     Raises UsageError when the runs share no image."""
     joined = a.join(b, on="id", suffix="_b")
     if joined.is_empty():
@@ -67,7 +71,38 @@ def paired_comparison(
                 "clusters": int(paired.sum()),
             }
         )
+        if metric == "ece" and {"ece_bin_gaps", "ece_bin_gaps_b", "pixels"} <= set(joined.columns):
+            rows.append(_pooled_ece_row(joined, inverse, len(unique), seed, resamples, confidence))
     return pl.DataFrame(rows)
+
+
+def _pooled_ece_row(
+    joined: pl.DataFrame, inverse: np.ndarray, clusters: int, seed: int, resamples: int, confidence: float
+) -> dict:
+    """The `ece_pooled` row of `paired_comparison`: ECE = Σ_bins |Σ_images gap| / Σ_images pixels,
+    each side's from its per-image bin gaps, the CI from the same sums over resampled clusters."""
+    pixels = np.bincount(inverse, weights=joined["pixels"].to_numpy().astype(float), minlength=clusters)
+    sides = []
+    for column in ("ece_bin_gaps", "ece_bin_gaps_b"):
+        gaps = np.stack(joined[column].to_list()).astype(float)  # images × bins
+        sides.append(np.stack([np.bincount(inverse, weights=g, minlength=clusters) for g in gaps.T], 1))
+    ece_a, ece_b = (np.abs(g.sum(0)).sum() / pixels.sum() for g in sides)
+    # its own generator: the rows after it keep the draws they had before it existed
+    picks = np.random.default_rng(seed).integers(0, clusters, size=(resamples, clusters))
+    drawn = pixels[picks].sum(1)
+    boot = [np.abs(g[picks].sum(1)).sum(1) / drawn for g in sides]
+    low, high = np.quantile(boot[1] - boot[0], [(1 - confidence) / 2, (1 + confidence) / 2])
+    return {
+        "metric": "ece_pooled",
+        "mean_a": float(ece_a),
+        "mean_b": float(ece_b),
+        "difference": float(ece_b - ece_a),
+        "ci_low": float(low),
+        "ci_high": float(high),
+        "wilcoxon_p": float("nan"),
+        "pairs": joined.height,
+        "clusters": clusters,
+    }
 
 
 def _mean_over(values: pl.Series, ok: np.ndarray) -> float:

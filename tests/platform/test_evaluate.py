@@ -37,6 +37,9 @@ def test_evaluate_writes_tables_and_figures(trained):
     images = pl.read_parquet(out / "images.parquet")
     assert images.height == row["images"] and {"id", "group", "dice", "ged", "ece", "run"} <= set(images.columns)
     assert pl.read_parquet(out / "reliability.parquet")["count"].sum() == images.height * 32 * 32
+    # the per-image bin gaps add up to the pooled ECE (what `compare` bootstraps by patient)
+    gaps = np.stack(images["ece_bin_gaps"].to_list()).sum(0)
+    assert np.abs(gaps).sum() / images["pixels"].sum() == pytest.approx(row["ece"], rel=1e-9)
     for figure in ("reliability.png", "panels.png", "uncertainty.png", "risk_coverage.png", "histograms.png"):
         assert (out / figure).stat().st_size > 5000  # a real PNG with content, not an empty canvas
 
@@ -75,7 +78,10 @@ def test_compare_two_runs(trained, capsys):
     for run in (a, b):
         evaluate_run(run, {"samples": "2", "steps": "2"}, [], Console(quiet=True))
     table = compare_runs(a, b, {"cluster": "group"})
-    assert table["metric"].to_list()[-3:] == ["dice", "ece", "brier"]
+    assert table["metric"].to_list()[-4:] == ["dice", "ece", "ece_pooled", "brier"]
+    pooled = table.filter(pl.col("metric") == "ece_pooled").row(0, named=True)
+    for side, run in (("mean_a", a), ("mean_b", b)):  # every image paired: each run's own pooled ECE
+        assert pooled[side] == pytest.approx(pl.read_parquet(run / "eval-val" / "summary.parquet")["ece"][0])
     assert (table["ci_low"] <= table["difference"]).all() and (table["difference"] <= table["ci_high"]).all()
     assert main(["compare", str(a), str(b)]) == 0
     assert "Wilcoxon" in capsys.readouterr().out
@@ -119,6 +125,21 @@ def test_paired_bootstrap_recovers_a_known_difference():
     assert table["wilcoxon_p"] < 1e-10
     same = paired_comparison(a, a).filter(pl.col("metric") == "ece").row(0, named=True)
     assert same["difference"] == 0 and np.isnan(same["wilcoxon_p"])
+
+
+def test_pooled_ece_is_recomputed_from_bin_gaps_on_resampled_patients():
+    """Two patients of two one-pixel-bin images: the per-image ECEs average 0.5 on side a, but
+    opposite gaps cancel when pooled (a pixel-pooled ECE is not the mean of per-image ones)."""
+    ids, groups = ["p0/s0", "p0/s1", "p1/s0", "p1/s1"], ["p0", "p0", "p1", "p1"]
+    frame = {"id": ids, "group": groups, "pixels": [2, 2, 2, 2], "dice": [1.0] * 4}
+    a = pl.DataFrame(frame | {"ece": [0.5] * 4, "ece_bin_gaps": [[1.0, 0.0], [-1.0, 0.0], [0.0, 1.0], [0.0, -1.0]]})
+    b = pl.DataFrame(frame | {"ece": [0.5] * 4, "ece_bin_gaps": [[1.0, 0.0], [1.0, 0.0], [0.0, 0.0], [0.0, 0.0]]})
+    row = paired_comparison(a, b, ("ece",), "group").filter(pl.col("metric") == "ece_pooled").row(0, named=True)
+    assert row["mean_a"] == 0.0 and row["mean_b"] == pytest.approx(2 / 8) and row["clusters"] == 2
+    # resampled patients: a stays 0 (each patient's gaps cancel), b is 2/4 or 0 per drawn patient
+    assert row["ci_low"] == 0.0 and row["ci_high"] == pytest.approx(0.5) and np.isnan(row["wilcoxon_p"])
+    plain = paired_comparison(a.drop("ece_bin_gaps"), b, ("ece",), "group")
+    assert plain["metric"].to_list() == ["ece"]  # a table from before the gaps: no pooled row
 
 
 def test_paired_bootstrap_resamples_only_the_clusters_a_metric_has_pairs_in():

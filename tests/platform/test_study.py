@@ -90,6 +90,9 @@ def test_query_status_and_report(smoke):
         env,
     )
     assert joined.returncode == 0 and all(line.endswith(",8") for line in joined.stdout.strip().splitlines()[1:])
+    gaps = _study(["query", "SELECT id, ece_bin_gaps FROM images LIMIT 1", "--format", "csv"], env)
+    assert gaps.returncode == 0, gaps.stdout + gaps.stderr
+    assert len(gaps.stdout.strip().splitlines()[1].split(",")[1].split()) == 10  # a list cell: one value per bin
     assert _study(["query", "SELECT nope FROM trials"], env).returncode == 2
     status = _study(["status", "smoke"], env)
     assert status.returncode == 0 and "3 completed" in status.stdout
