@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from pathlib import Path
 from platform.spec import SpecError, StudySpec
 from platform.trial import TrialContext, run_trial
 from typing import Any
 
+import optuna  # already imported by ray.tune.search.optuna
 from ray.tune import Callback
 from ray.tune.search.optuna import OptunaSearch
 
@@ -57,6 +59,23 @@ class FinalResultOptunaSearch(OptunaSearch):
         super().on_trial_complete(trial_id, result, error)
 
 
+class PicklableNSGAIISampler(optuna.samplers.NSGAIISampler):
+    """NSGA-II, the multi-objective sampler, whose pickle leaves its thread lock out.
+
+    Tune pickles the searcher, sampler included, into its experiment state (what `resume`
+    restores). Optuna 5.1's genetic samplers hold a `threading.Lock`, which cannot be pickled: every
+    study with two objectives (the default one) failed before its first trial."""
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state.pop("_thread_lock", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._thread_lock = threading.Lock()
+
+
 class PrunedRows(Callback):
     """A Tune callback: when a trial ends without having completed its row, the scheduler stopped it."""
 
@@ -89,12 +108,10 @@ def feasible_concurrency(spec: StudySpec, cluster_cpus: float, largest_node_cpus
 
 
 def make_searcher(spec: StudySpec, results_dir: Path) -> Any:
-    import optuna
-
     metrics = [o.metric for o in spec.objectives]
     modes = [o.mode for o in spec.objectives]
     multi = len(metrics) > 1
-    sampler = optuna.samplers.NSGAIISampler(seed=spec.seed) if multi else optuna.samplers.TPESampler(seed=spec.seed)
+    sampler = PicklableNSGAIISampler(seed=spec.seed) if multi else optuna.samplers.TPESampler(seed=spec.seed)
     storage = optuna.storages.RDBStorage(f"sqlite:///{results_dir / 'optuna.db'}")
     return FinalResultOptunaSearch(
         space=SearchSpace(spec),

@@ -218,3 +218,20 @@ def test_a_stopped_trial_is_pruned_in_optuna_with_one_or_several_objectives(tmp_
     storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'optuna.db'}")
     states = [t.state for t in optuna.load_study(study_name="smoke", storage=storage).trials]
     assert states == [optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.COMPLETE]
+
+
+@pytest.mark.parametrize("objectives", [1, 2])
+def test_the_searcher_pickles_and_restores_with_one_or_several_objectives(tmp_path, objectives):
+    """Tune pickles the searcher into its experiment state when the Tuner is made, and `resume`
+    unpickles it: optuna 5.1's NSGA-II sampler (several objectives) holds a lock that cannot be."""
+    from platform.search import make_searcher
+
+    from ray import cloudpickle
+
+    raw = _with("objectives", [{"metric": "dice", "mode": "max"}, {"metric": "ece", "mode": "min"}][:objectives])
+    searcher = make_searcher(parse_spec(raw), tmp_path)
+    searcher.suggest("t1")
+    searcher.on_trial_complete("t1", {"dice": 0.5, "ece": 0.01})
+    restored = cloudpickle.loads(cloudpickle.dumps(searcher))
+    assert restored.suggest("t2") is not None  # the restored sampler samples (with a lock of its own)
+    restored.on_trial_complete("t2", {"dice": 0.6, "ece": 0.02})
