@@ -54,7 +54,7 @@ from platform.evaluation.figures import (
     risk_coverage,
     uncertainty_panels,
 )
-from platform.evaluation.registry import SUMMARY_METRICS, format_cell
+from platform.evaluation.registry import BY_NAME, SUMMARY_METRICS, format_cell
 from platform.evaluation.run_pairs import evaluation_folder, expand_runs, paired_tables, run_label
 from platform.evaluation.runs import evaluate_checkpoint
 from platform.evaluation.statistics import paired_comparison, with_dice_nonempty
@@ -271,7 +271,8 @@ def render_comparison(table: pl.DataFrame, console: Console, a: str, b: str) -> 
     for column in ("metric", "mean a", "mean b", "difference", "95 % CI", "Wilcoxon p", "pairs"):
         out.add_column(column, justify="right")
     for r in table.iter_rows(named=True):
-        d = 5 if r["metric"].startswith(("ece", "brier")) else 4  # calibration gaps are ~1e-4 on LIDC
+        entry = BY_NAME.get(r["metric"].removesuffix("_pooled"))  # ece_pooled shows as ece does
+        d = entry.digits if entry else 4
         out.add_row(
             r["metric"],
             f"{r['mean_a']:.{d}f}",
