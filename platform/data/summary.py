@@ -11,9 +11,11 @@ from pathlib import Path
 from platform.cli import run_command
 from platform.data.loader import PreparedSplit
 from platform.errors import UsageError
+from platform.metrics import majority_vote
 
 import numpy as np
 import polars as pl
+import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -52,9 +54,9 @@ def agreement(masks: np.ndarray, chunk: int = 256) -> tuple[float, list[float]]:
     counts = np.zeros(annotators + 1, np.int64)
     empty = 0
     for start in range(0, len(masks), chunk):  # memory-mapped rows, a chunk at a time
-        votes = np.asarray(masks[start : start + chunk]).astype(np.int64).sum(1)
-        counts += np.bincount(votes.ravel(), minlength=annotators + 1)
-        empty += int((~(votes * 2 >= annotators).reshape(len(votes), -1).any(1)).sum())
+        rows = torch.from_numpy(np.array(masks[start : start + chunk], dtype=np.uint8))  # copied: mmap is read-only
+        counts += np.bincount(rows.sum(1, dtype=torch.int64).flatten().numpy(), minlength=annotators + 1)
+        empty += int((~majority_vote(rows).flatten(1).any(1)).sum())
     marked = counts[1:].sum()
     shares = (counts[1:] / marked).tolist() if marked else [float("nan")] * annotators
     return empty / len(masks), shares
