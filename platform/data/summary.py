@@ -104,6 +104,9 @@ def render_splits(name: str, splits: pl.DataFrame, console: Console) -> None:
             cells += [f"{100 * share:.0f} %" for share in r["marked_by"]]
         table.add_row(*cells)
     console.print(table)
+    print("marking = mean number of annotators who marked foreground on an image;")
+    agreement_note = "; k/A = marked pixels marked by k of A annotators" if annotators > 1 else ""
+    print(f"empty consensus = images that no majority of annotators marks{agreement_note}")
 
 
 def render(summary: pl.DataFrame, console: Console) -> None:
@@ -141,11 +144,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def body(console: Console) -> int:
         if args.splits:
-            splits = summarise_splits(args.prepared / args.splits)
-            render_splits(args.splits, splits, console)
-            print("marking = mean number of annotators who marked foreground on an image;")
-            print("empty consensus = images that no majority of annotators marks", end="")
-            print("; k/A = marked pixels marked by k of A annotators" if len(splits["marked_by"][0]) > 1 else "")
+            render_splits(args.splits, summarise_splits(args.prepared / args.splits), console)
             return 0
         summary = summarise(args.prepared)
         if summary.is_empty():
