@@ -18,15 +18,18 @@ statistics, into <run>/eval-external-<folder name>/ (same files; `source` names 
 The threshold-mean uncertainty score uses a threshold chosen on the validation split (`split=val`
 chooses and stores it; test and external evaluations reuse it; `threshold=` sets one). `run` writes
 <run>/eval-<split>/: images.parquet (one row per image, config values as columns),
-summary.parquet, reliability.parquet and PNG figures (reliability diagram, confidence-map panels,
-uncertainty maps beside the raters' disagreement, risk–coverage curves, Dice and ECE histograms).
+summary.parquet, reliability.parquet, presence.parquet (images grouped by the share of annotators
+marking anything: the share of samples that do, Dice, per-image ECE; printed when there are several
+annotators) and PNG figures (reliability diagram, confidence-map panels, uncertainty maps beside the
+raters' disagreement, risk–coverage curves, Dice and ECE histograms).
 ECE is the positive-class binned ECE of the confidence map (mean of the N samples: sampled masks,
 or the decoder's soft outputs with `model.binary_samples=false`) against the annotators' majority
 vote; `ece_border` restricts it to pixels within `radius` px of any annotation. `compare` prints
-and saves (in <b>/eval-<split>/) bootstrap CIs of the mean difference b − a in Dice, ECE and
-Brier, resampling images or, with `cluster=group`, patients, plus Wilcoxon signed-rank p-values;
-its `ece` is the mean of per-image ECEs, and `ece_pooled` the evaluation's own pixel-pooled ECE,
-recomputed on every resample from per-image bin sums (no rank test: one number per side).
+and saves (in <b>/eval-<split>/) bootstrap CIs of the mean difference b − a in Dice, ECE, Brier
+and `presence_error` (when both evaluations have it), resampling images or, with `cluster=group`,
+patients, plus Wilcoxon signed-rank p-values; its `ece` is the mean of per-image ECEs, and
+`ece_pooled` the evaluation's own pixel-pooled ECE, recomputed on every resample from per-image bin
+sums (no rank test: one number per side).
 Quoted glob patterns pool several seeds: run a with seed s is paired with run b with seed s,
 every seed on both sides, and a patient is drawn with its slices from every seed (saved as
 compare-<first a>-seeds<s...>.parquet). A side may name evaluation folders instead of runs (a
@@ -54,6 +57,7 @@ from platform.evaluation.figures import (
     risk_coverage,
     uncertainty_panels,
 )
+from platform.evaluation.presence import presence_table
 from platform.evaluation.registry import BY_NAME, SUMMARY_METRICS, format_cell
 from platform.evaluation.run_pairs import evaluation_folder, expand_runs, paired_tables, run_label
 from platform.evaluation.runs import evaluate_checkpoint
@@ -195,7 +199,9 @@ def _evaluate_into(
     columns = config_columns(config, state, split, run_dir.name)
     images = images.with_columns(*[pl.lit(v).alias(k) for k, v in columns.items()])
     summary = pl.DataFrame([{**columns, **result.summary}])
-    for name, frame in (("images", images), ("summary", summary), ("reliability", result.reliability)):
+    presence = presence_table(images)
+    tables = (("images", images), ("summary", summary), ("reliability", result.reliability), ("presence", presence))
+    for name, frame in tables:
         write_table(frame, out / f"{name}.parquet")
     reliability_diagram(result.reliability, out / "reliability.png", f"{run_dir.name} ({split})")
     if result.panels:
@@ -203,6 +209,8 @@ def _evaluate_into(
         uncertainty_panels(result.panels, out / "uncertainty.png")
     risk_coverage(images, out / "risk_coverage.png", f"{run_dir.name} ({split})")
     metric_histograms(images, out / "histograms.png")
+    if presence.height > 1:  # several annotators: how each level of their agreement is sampled
+        render_presence(presence, console, summary["samples"][0])
     return summary
 
 
@@ -240,6 +248,8 @@ def compare_runs(run_a: Path | str, run_b: Path | str, options: dict[str, str]) 
     metrics: tuple[str, ...] = ("dice", "ece", "brier")
     if a["dice_nonempty"].null_count() > 0:
         metrics = ("dice_nonempty", *metrics)
+    if "presence_error" in a.columns and "presence_error" in b.columns:  # evaluations since it exists
+        metrics = (*metrics, "presence_error")
     table = paired_comparison(a, b, metrics, cluster=cluster)
     names_a, names_b = (",".join(run_label(r) for r in side) for side in (side_a, side_b))
     pooled = f"-seeds{'-'.join(map(str, seeds))}" if seeds else ""
@@ -261,6 +271,22 @@ def render_summary(summary: pl.DataFrame, console: Console) -> None:
         table.add_column(column, justify="left" if column == "metric" else "right")
     for key in SUMMARY_METRICS:
         table.add_row(key, format_cell(row[key], key))
+    console.print(table)
+
+
+def render_presence(presence: pl.DataFrame, console: Console, samples: float) -> None:
+    table = Table(title=f"by annotators marking anything · share of {int(samples)} samples marking anything")
+    for column in ("annotators marking", "images", "samples marking", "mean mask marks", "Dice", "ECE (per image)"):
+        table.add_column(column, justify="right")
+    for r in presence.iter_rows(named=True):
+        table.add_row(
+            f"{r['raters_marking']:.2f}",
+            str(int(r["images"])),
+            f"{r['samples_marking']:.2f}",
+            f"{r['mask_marks']:.2f}",
+            f"{r['dice']:.3f}",
+            f"{r['ece']:.5f}",
+        )
     console.print(table)
 
 

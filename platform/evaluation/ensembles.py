@@ -1,9 +1,10 @@
 """Evaluate a segmenter's sample ensembles on a prepared split, batch by batch in bounded memory.
 
 Per image: Dice/IoU of the ensemble-mean mask (threshold 0.5) against the majority vote and
-against each annotator, mean per-sample Dice, GED and HM-IoU (N samples vs the annotators),
-ECE/Brier/NLL of the confidence map. Per dataset: the same pooled over all pixels (streamed),
-ECE restricted to the band near annotations, and uncertainty–error correlation and overlap."""
+against each annotator, mean per-sample Dice, GED and HM-IoU (N samples vs the annotators), the
+shares of samples and of annotators marking anything, ECE/Brier/NLL of the confidence map. Per
+dataset: the same pooled over all pixels (streamed), ECE restricted to the band near annotations,
+and uncertainty–error correlation and overlap."""
 
 from __future__ import annotations
 
@@ -115,7 +116,16 @@ def evaluate_ensembles(
         score = frame["threshold_scores"].list.get(THRESHOLDS.index(threshold))
         frame = frame.with_columns(score.alias("score_threshold_mean"))
     frame = frame.drop("threshold_scores")
-    per_image = ("dice", "iou", "dice_per_sample", "dice_annotators", "iou_annotators", "ged", "hm_iou")
+    per_image = (
+        "dice",
+        "iou",
+        "dice_per_sample",
+        "dice_annotators",
+        "iou_annotators",
+        "ged",
+        "hm_iou",
+        "presence_error",
+    )
     values = {
         **{k: float(frame[k].to_numpy().mean()) for k in per_image},
         # Empty-vs-empty counts as Dice 1: on LIDC about half the slices have an empty consensus,
@@ -165,6 +175,8 @@ def _image_row(
     threshold = 0.5 if settings.uncertainty_threshold is None else settings.uncertainty_threshold
     scores = aggregate(maps["predictive"], settings.patch, threshold)  # threshold_mean replaced when chosen
     ambiguity = disagreement(annotations)
+    raters_marking = float(annotations.flatten(1).any(1).float().mean())
+    samples_marking = float(samples.flatten(1).any(1).float().mean())
     return {
         "id": image_id,
         "dice": float(dice(prediction, consensus)),
@@ -174,6 +186,11 @@ def _image_row(
         "iou_annotators": float(iou(prediction.expand_as(annotations), annotations).mean()),
         "ged": generalized_energy_distance(samples, annotations),
         "hm_iou": hungarian_matched_iou(samples, annotations),
+        # Is a lesion's presence as uncertain as the raters are? On LIDC nearly every slice whose
+        # majority is empty has one rater of four marking a lesion: 1 of 4 samples should mark it.
+        "raters_marking": raters_marking,
+        "samples_marking": samples_marking,
+        "presence_error": abs(samples_marking - raters_marking),
         "ece": calibration.ece(),
         # Per bin, foreground pixels minus summed confidence: summed over any set of images they
         # give that set's pixel-pooled ECE, so `compare` can bootstrap the pooled ECE by patient.

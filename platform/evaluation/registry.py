@@ -28,6 +28,11 @@ METRICS: tuple[Metric, ...] = (
     Metric("iou_annotators", "max", "mean IoU of the ensemble-mean mask vs each annotator"),
     Metric("ged", "min", "generalised energy distance, d = 1 − IoU, between the N samples and the annotators"),
     Metric("hm_iou", "max", "Hungarian-matched IoU between the samples and the annotators"),
+    Metric(
+        "presence_error",
+        "min",
+        "mean per image of |share of samples marking anything − share of annotators marking anything|",
+    ),
     Metric("ece", "min", "positive-class binned ECE (10 bins) of the confidence map vs the majority vote", 5),
     Metric("ece_border", "min", "ECE on pixels within `radius` px of any annotation", 5),
     Metric("brier", "min", "Brier score of the confidence map vs the majority vote", 5),

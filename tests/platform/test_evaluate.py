@@ -37,6 +37,8 @@ def test_evaluate_writes_tables_and_figures(trained):
     images = pl.read_parquet(out / "images.parquet")
     assert images.height == row["images"] and {"id", "group", "dice", "ged", "ece", "run"} <= set(images.columns)
     assert pl.read_parquet(out / "reliability.parquet")["count"].sum() == images.height * 32 * 32
+    presence = pl.read_parquet(out / "presence.parquet")  # every image in one row of the table
+    assert presence["images"].sum() == images.height and presence["raters_marking"].is_unique().all()
     # the per-image bin gaps add up to the pooled ECE (what `compare` bootstraps by patient)
     gaps = np.stack(images["ece_bin_gaps"].to_list()).sum(0)
     assert np.abs(gaps).sum() / images["pixels"].sum() == pytest.approx(row["ece"], rel=1e-9)
@@ -78,7 +80,7 @@ def test_compare_two_runs(trained, capsys):
     for run in (a, b):
         evaluate_run(run, {"samples": "2", "steps": "2"}, [], Console(quiet=True))
     table = compare_runs(a, b, {"cluster": "group"})
-    assert table["metric"].to_list()[-4:] == ["dice", "ece", "ece_pooled", "brier"]
+    assert table["metric"].to_list()[-5:] == ["dice", "ece", "ece_pooled", "brier", "presence_error"]
     pooled = table.filter(pl.col("metric") == "ece_pooled").row(0, named=True)
     for side, run in (("mean_a", a), ("mean_b", b)):  # every image paired: each run's own pooled ECE
         assert pooled[side] == pytest.approx(pl.read_parquet(run / "eval-val" / "summary.parquet")["ece"][0])
