@@ -19,8 +19,8 @@ The threshold-mean uncertainty score uses a threshold chosen on the validation s
 chooses and stores it; test and external evaluations reuse it; `threshold=` sets one). `run` writes
 <run>/eval-<split>/: images.parquet (one row per image, config values as columns),
 summary.parquet, reliability.parquet, presence.parquet (images grouped by the share of annotators
-marking anything: the share of samples that do, Dice, per-image ECE; printed when there are several
-annotators) and PNG figures (reliability diagram, confidence-map panels, uncertainty maps beside the
+marking anything: the share of samples that do, Dice, per-image ECE; printed when that share
+varies) and PNG figures (reliability diagram, confidence-map panels, uncertainty maps beside the
 raters' disagreement, risk–coverage curves, Dice and ECE histograms).
 ECE is the positive-class binned ECE of the confidence map (mean of the N samples: sampled masks,
 or the decoder's soft outputs with `model.binary_samples=false`) against the annotators' majority
@@ -209,7 +209,7 @@ def _evaluate_into(
         uncertainty_panels(result.panels, out / "uncertainty.png")
     risk_coverage(images, out / "risk_coverage.png", f"{run_dir.name} ({split})")
     metric_histograms(images, out / "histograms.png")
-    if presence.height > 1:  # several annotators: how each level of their agreement is sampled
+    if presence.height > 1:  # the raters' agreement varies: how each level of it is sampled
         render_presence(presence, console, summary["samples"][0])
     return summary
 
