@@ -10,9 +10,9 @@ import torch
 import torch.nn.functional as F
 from monai.networks.schedulers import DDIMScheduler, DDPMScheduler
 from torch import nn
-from torch.optim.swa_utils import AveragedModel
 
 from models.autoencoder import MaskAutoencoder, PixelMaskCodec, autoencoder_loss, latent_scale_factor
+from models.averaging import moving_average
 from models.denoiser import ConcatDenoiser, ImageEncoder
 from models.diffusion import ddim_sample, denoising_step, diffusion_loss
 from models.ensemble import Ensemble
@@ -102,7 +102,7 @@ class MedSegLatDiff(nn.Module):
         self.codec: MaskAutoencoder | PixelMaskCodec = codec
         self.image_decoder = image_decoder  # only to pre-train the image encoder as an autoencoder
         self.net = ConditionedDenoiser(image_encoder, denoiser)
-        self.ema = AveragedModel(self.net, avg_fn=_ema_with_warmup(ema_decay), use_buffers=True)
+        self.ema = moving_average(self.net, ema_decay)
         self.train_scheduler = train_scheduler
         self.sample_scheduler = sample_scheduler
         self.latent_scale: torch.Tensor
@@ -286,9 +286,10 @@ class MedSegLatDiff(nn.Module):
                     "prior",
                     "diffusion",
                     ("prior_steps",),
-                    prior.parameters,
+                    prior.trained_parameters,
                     lambda images, masks: prior.training_loss(images, masks, losses.segmentation),
                     owns=("prior.", "fitted_prior_threshold"),
+                    after_step=prior.update_average if prior.averaged is not None else None,
                     after_stage=self._fit_prior_threshold,
                     fits_on="held_out",
                     stream=SEGMENTER_STREAM,  # the UNet baseline's batches under the same seed
@@ -322,6 +323,7 @@ class MedSegLatDiff(nn.Module):
     def _fit_prior_threshold(self, images: torch.Tensor, annotations: torch.Tensor) -> dict[str, float]:
         if self.prior is None:
             raise RuntimeError("this model was built without a prior")
+        self.prior.adopt_average()  # the thresholds are fitted on the map sampling will use
         self.prior.eval()
         fitted: dict[str, float] = {}
         for tta, suffix in ((False, ""), (True, "_tta")):
@@ -376,13 +378,3 @@ def _fits_of_older_checkpoints(module, state_dict, prefix, *args) -> None:
     for key in ("fitted_prior_threshold", "fitted_prior_threshold_spread"):
         if prefix + key in state_dict:
             state_dict.setdefault(prefix + key + "_tta", state_dict[prefix + key].clone())
-
-
-def _ema_with_warmup(decay: float):
-    """EMA whose decay ramps up as (1 + n)/(10 + n): short CPU runs still sample from trained weights."""
-
-    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
-        d = min(decay, float((1 + num_averaged) / (10 + num_averaged)))
-        return d * averaged + (1 - d) * current
-
-    return average

@@ -6,6 +6,7 @@ import torch
 from monai.networks.nets import UNet
 from torch import nn
 
+from models.averaging import moving_average
 from models.crops import paired_crops
 from models.ensemble import Ensemble
 from models.losses import SegmentationLoss
@@ -25,7 +26,9 @@ class UNetSegmenter(nn.Module):
     tta: sampling averages the map over the 8 flips and 90° rotations (models/tta.py), as nnU-Net
     mirrors at inference.
     train_crop: side of the random image-mask windows it trains on (0: whole images), placed on
-    foreground when the mask has some (models/crops.py); it still predicts on whole images."""
+    foreground when the mask has some (models/crops.py); it still predicts on whole images.
+    weight_average: the decay of an exponential moving average of the weights, kept while its stage
+    trains and adopted as the network's weights when the stage ends (0: the last step's weights)."""
 
     def __init__(
         self,
@@ -34,6 +37,7 @@ class UNetSegmenter(nn.Module):
         threshold_spread: float = 0.0,
         tta: bool = False,
         train_crop: int = 0,
+        weight_average: float = 0.0,
     ) -> None:
         super().__init__()
         self.threshold_spread = threshold_spread
@@ -47,6 +51,7 @@ class UNetSegmenter(nn.Module):
             strides=(2,) * (len(channels) - 1),
             num_res_units=1,
         )
+        self.averaged = moving_average(self.unet, weight_average) if weight_average > 0 else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.unet(images)
@@ -56,17 +61,38 @@ class UNetSegmenter(nn.Module):
         images, masks = paired_crops(images, masks, self.train_crop)
         return loss(self(images), masks)
 
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """What the optimiser updates: the network, not its moving average."""
+        return list(self.unet.parameters())
+
+    def update_average(self) -> None:
+        if self.averaged is not None:
+            self.averaged.update_parameters(self.unet)
+
+    def adopt_average(self) -> None:
+        """Make the moving average the network's weights (the end of the stage that trained it)."""
+        if self.averaged is not None:
+            self.unet.load_state_dict(self.averaged.module.state_dict())
+
     def stages(self, losses: StageLosses) -> list[Stage]:
         """One stage, with the step budget of the latent model's two stages together."""
+
+        def adopt(images: torch.Tensor, annotations: torch.Tensor) -> dict[str, float]:
+            self.adopt_average()
+            return {}
+
+        averaging = self.averaged is not None
         return [
             Stage(
                 "segmenter",
                 "diffusion",
                 ("ae_steps", "diffusion_steps"),
-                self.parameters,
+                self.trained_parameters,
                 lambda images, masks: self.training_loss(images, masks, losses.segmentation),
                 owns=("",),
                 stream=SEGMENTER_STREAM,
+                after_step=self.update_average if averaging else None,
+                after_stage=adopt if averaging else None,
             )
         ]
 

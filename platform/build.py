@@ -41,8 +41,14 @@ STAGE_READS: dict[str, tuple[str, ...]] = {
         "model.norm_num_groups",
     ),
     # the prior stage fits the start spread around a configured start threshold
-    "prior": ("model.prior_channels", "model.prior_threshold", "model.segmenter_crop", *SEGMENTATION_LOSS),
-    "segmenter": ("model.encoder_channels", "model.segmenter_crop", *SEGMENTATION_LOSS),
+    "prior": (
+        "model.prior_channels",
+        "model.prior_threshold",
+        "model.segmenter_crop",
+        "model.segmenter_ema_decay",
+        *SEGMENTATION_LOSS,
+    ),
+    "segmenter": ("model.encoder_channels", "model.segmenter_crop", "model.segmenter_ema_decay", *SEGMENTATION_LOSS),
 }
 # Used when sampling, never in training
 SAMPLING_ONLY = (
@@ -91,7 +97,9 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
 
     seeded(0)
     if m.kind == "unet":
-        return UNetSegmenter(d.channels, m.encoder_channels, m.threshold_spread, m.tta, m.segmenter_crop)
+        return UNetSegmenter(
+            d.channels, m.encoder_channels, m.threshold_spread, m.tta, m.segmenter_crop, m.segmenter_ema_decay
+        )
     codec: nn.Module
     if m.kind == "medseglatdiff":
         codec = MaskAutoencoder(m.ae_channels, m.latent_channels, m.norm_num_groups, m.ae_sample_posterior)
@@ -100,7 +108,11 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
     seeded(1)
     encoder = ImageEncoder(d.channels, m.encoder_channels, m.cond_channels, codec.factor, m.norm_num_groups)
     seeded(0)
-    prior = UNetSegmenter(d.channels, m.prior_channels, train_crop=m.segmenter_crop) if m.prior else None
+    prior = None
+    if m.prior:
+        prior = UNetSegmenter(
+            d.channels, m.prior_channels, train_crop=m.segmenter_crop, weight_average=m.segmenter_ema_decay
+        )
     seeded(3)
     denoiser = ConcatDenoiser(
         codec.latent_channels,

@@ -67,6 +67,9 @@ class ModelConfig:
     # the UNet baseline and the latent model's prior (one network, one key) train on random
     # image-mask windows of this side, placed on foreground where there is some; 0: whole images
     segmenter_crop: int = 0
+    # the same network's weights: an exponential moving average with this decay, kept while its
+    # stage trains and adopted when the stage ends; 0: the last step's weights
+    segmenter_ema_decay: float = 0.0
     kl_weight: float = 1e-6
     ae_sample_posterior: bool = True  # false: the autoencoder decodes the posterior mean in training too
     wce_weight: float | None = None  # None: the dataset's paper default (data.wce_weight)
@@ -156,6 +159,11 @@ class ModelConfig:
             f"'{self.image_encoder_init}' is not none or autoencoder",
         )
         _check(0.0 < self.ema_decay < 1.0, "model.ema_decay", f"{self.ema_decay} must be in (0, 1)")
+        _check(
+            0.0 <= self.segmenter_ema_decay < 1.0,
+            "model.segmenter_ema_decay",
+            f"{self.segmenter_ema_decay} must be in [0, 1) (0: no averaging)",
+        )
         _check(0.0 < self.prior_strength <= 1.0, "model.prior_strength", f"{self.prior_strength} must be in (0, 1]")
         _check(
             self.prior or self.prior_strength == 1.0,
