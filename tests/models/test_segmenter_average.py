@@ -1,8 +1,8 @@
 """The segmenters' moving average: kept while their stage trains, adopted when it ends, never trained."""
 
-from platform.build import build_model, stage_inputs
+from platform.build import build_model, load_trained, stage_inputs
 from platform.checkpoint import load_checkpoint
-from platform.config import load_config
+from platform.config import config_to_yaml, load_config, load_run_config
 from platform.data.loader import PreparedSplit
 from platform.errors import ConfigError
 from platform.training import fit
@@ -82,3 +82,15 @@ def test_the_decay_is_an_input_of_both_segmenter_stages_only(tiny):
 def test_a_bad_decay_names_the_key(decay):
     with pytest.raises(ConfigError, match=r"model.segmenter_ema_decay.*\[0, 1\)"):
         load_config([*TINY, f"model.segmenter_ema_decay={decay}"])
+
+
+def test_a_run_saved_before_the_key_existed_loads_without_an_average(tiny, tmp_path):
+    config = tiny("model=unet", "model.segmenter_ema_decay=0")
+    train = PreparedSplit.open(tmp_path / "prepared" / "synthetic", "train")
+    fit(config, train, tmp_path / "run")
+    saved = [line for line in config_to_yaml(config).splitlines() if "segmenter_ema_decay" not in line]
+    (tmp_path / "run" / "config.yaml").write_text("\n".join(saved) + "\n")
+    old = load_run_config(tmp_path / "run" / "config.yaml")
+    assert old.model.segmenter_ema_decay == 0.0
+    model, _ = load_trained(tmp_path / "run", old)
+    assert model.averaged is None
