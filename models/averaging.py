@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel
 
@@ -9,7 +10,7 @@ from torch.optim.swa_utils import AveragedModel
 def ema_with_warmup(decay: float):
     """EMA whose decay ramps up as (1 + n)/(10 + n): short CPU runs still sample from trained weights."""
 
-    def average(averaged, current, num_averaged):
+    def average(averaged: torch.Tensor, current: torch.Tensor, num_averaged: torch.Tensor) -> torch.Tensor:
         d = min(decay, float((1 + num_averaged) / (10 + num_averaged)))
         return d * averaged + (1 - d) * current
 
