@@ -49,14 +49,16 @@ def test_the_optimiser_never_sees_the_average():
 
 @pytest.mark.parametrize("kind", ["unet", "medseglatdiff"])
 def test_a_trained_segmenter_holds_its_average(tiny, tmp_path, kind):
-    config = tiny(f"model={kind}", "model.segmenter_ema_decay=0.9", *(["model.prior=true"] if kind != "unet" else []))
+    prior = ["model.prior=true"] if kind != "unet" else []
+    config = tiny(f"model={kind}", "model.segmenter_ema_decay=0.9", *prior)
     train = PreparedSplit.open(tmp_path / "prepared" / "synthetic", "train")
     model = fit(config, train, tmp_path / "run")
     segmenter = model if kind == "unet" else model.prior
     for a, b in zip(segmenter.unet.parameters(), segmenter.averaged.module.parameters(), strict=True):
         assert torch.equal(a, b)
     # the same run without averaging trains the same steps to other weights: the average is what changed
-    plain = fit(tiny(f"model={kind}", *(["model.prior=true"] if kind != "unet" else [])), train, tmp_path / "plain")
+    plain_config = tiny(f"model={kind}", "model.segmenter_ema_decay=0", *prior)
+    plain = fit(plain_config, train, tmp_path / "plain")
     plain_segmenter = plain if kind == "unet" else plain.prior
     assert not all(
         torch.equal(a, b) for a, b in zip(segmenter.unet.parameters(), plain_segmenter.unet.parameters(), strict=True)
