@@ -72,7 +72,11 @@ class MedSegLatDiff(nn.Module):
     the share of samples that mark a pixel: the mean of the sampled masks. The decoder's soft
     output blurs a small nodule's rim: averaged as is, a pixel that half the samples mark can fall
     below 0.5 and drop out of the ensemble-mean mask. With it every sample's per-pixel entropy is 0,
-    so the uncertainty decomposition reports all of it as epistemic (mutual information)."""
+    so the uncertainty decomposition reports all of it as epistemic (mutual information).
+    majority_at_threshold: place the start thresholds so that the K/2-th lowest is start_threshold
+    (models/thresholds.py): the start masks' majority is then the prior's mask at start_threshold,
+    not at the lower threshold a symmetric set of an even count puts there. The spread is still
+    fitted on the symmetric set, so a run samples with or without this from the same fit."""
 
     def __init__(
         self,
@@ -97,6 +101,7 @@ class MedSegLatDiff(nn.Module):
         prior_start_share: float = 0.0,
         prior_tta: bool = False,
         binary_samples: bool = False,
+        majority_at_threshold: bool = False,
     ) -> None:
         super().__init__()
         self.codec: MaskAutoencoder | PixelMaskCodec = codec
@@ -129,6 +134,7 @@ class MedSegLatDiff(nn.Module):
         self.prior_start_share = prior_start_share if prior is not None else 0.0
         self.prior_tta = prior_tta
         self.binary_samples = binary_samples
+        self.majority_at_threshold = majority_at_threshold
         self.max_timestep: int | None = None
         if truncate_timesteps and prior is not None and prior_strength < 1.0:
             self.max_timestep = max(1, int(prior_strength * train_scheduler.num_train_timesteps))
@@ -221,7 +227,7 @@ class MedSegLatDiff(nn.Module):
 
     def start_thresholds(self, samples: int) -> torch.Tensor:
         """The start-mask threshold of each of `samples` samples (see prior_threshold_spread)."""
-        return spread_thresholds(self.start_threshold, self.start_spread, samples)
+        return spread_thresholds(self.start_threshold, self.start_spread, samples, self.majority_at_threshold)
 
     def prior_latents(
         self, images: torch.Tensor, prior_probs: torch.Tensor | None = None, samples: int = 1

@@ -28,7 +28,9 @@ class UNetSegmenter(nn.Module):
     train_crop: side of the random image-mask windows it trains on (0: whole images), placed on
     foreground when the mask has some (models/crops.py); it still predicts on whole images.
     weight_average: the decay of an exponential moving average of the weights, kept while its stage
-    trains and adopted as the network's weights when the stage ends (0: the last step's weights)."""
+    trains and adopted as the network's weights when the stage ends (0: the last step's weights).
+    majority_at_threshold: with threshold_spread, place the thresholds so that the samples' mean
+    mask is the map's mask at 0.5, as without a spread (models/thresholds.py)."""
 
     def __init__(
         self,
@@ -38,9 +40,11 @@ class UNetSegmenter(nn.Module):
         tta: bool = False,
         train_crop: int = 0,
         weight_average: float = 0.0,
+        majority_at_threshold: bool = False,
     ) -> None:
         super().__init__()
         self.threshold_spread = threshold_spread
+        self.majority_at_threshold = majority_at_threshold
         self.tta = tta
         self.train_crop = train_crop
         self.unet = UNet(
@@ -123,5 +127,6 @@ class UNetSegmenter(nn.Module):
         if self.threshold_spread == 0:
             return Ensemble(probs.unsqueeze(0).expand(samples, *probs.shape))
         # a threshold above 1 is an empty sample: logit(1) = ∞ shifts every logit to −∞
-        shifts = torch.logit(spread_thresholds(0.5, self.threshold_spread, samples).clamp(max=1.0)).to(logits.device)
+        thresholds = spread_thresholds(0.5, self.threshold_spread, samples, self.majority_at_threshold)
+        shifts = torch.logit(thresholds.clamp(max=1.0)).to(logits.device)
         return Ensemble(torch.sigmoid(logits[None] - shifts.view(-1, 1, 1, 1, 1)))

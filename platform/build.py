@@ -59,6 +59,7 @@ SAMPLING_ONLY = (
     "model.threshold_spread",
     "model.tta",
     "model.binary_samples",
+    "model.majority_at_threshold",
 )
 SHARED_TRAIN_KEYS = ("seed", "lr", "lr_schedule", "batch_size", "foreground_share", "augment")
 
@@ -98,7 +99,13 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
     seeded(0)
     if m.kind == "unet":
         return UNetSegmenter(
-            d.channels, m.encoder_channels, m.threshold_spread, m.tta, m.segmenter_crop, m.segmenter_ema_decay
+            d.channels,
+            m.encoder_channels,
+            m.threshold_spread,
+            m.tta,
+            m.segmenter_crop,
+            m.segmenter_ema_decay,
+            majority_at_threshold=m.majority_at_threshold,
         )
     codec: nn.Module
     if m.kind == "medseglatdiff":
@@ -151,6 +158,7 @@ def build_model(config: Config, latent_scale: float = 1.0) -> nn.Module:
         prior_start_share=m.prior_start_share,
         prior_tta=m.tta,
         binary_samples=m.binary_samples,
+        majority_at_threshold=m.majority_at_threshold,
     )
 
 

@@ -99,6 +99,7 @@ class ModelConfig:
     threshold_spread: float = 0.0  # model.kind=unet: sample k is its map thresholded at 0.5·e^(spread·q_k)
     tta: bool = False  # sampling: the UNet's map or the latent model's prior map averaged over 8 flips/rotations
     binary_samples: bool = False  # sampling, diffusion models: each decoded sample is its mask (≥ 0.5)
+    majority_at_threshold: bool = False  # sampling: the spread's K/2-th threshold is its center (majority = map's mask)
     prior_start_share: float = 0.0  # training: share of x_t noised from the prior's mask, aimed at the annotation
     x0_loss_weight: float = 0.0  # WCE + Dice on the decoded x̂0, weighted by ᾱ_t
     truncate_timesteps: bool = False  # with a prior and prior_strength < 1: train only on t < prior_strength·T

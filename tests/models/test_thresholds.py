@@ -76,3 +76,15 @@ def test_the_spread_matching_one_annotator_is_none_and_matching_doubters_is_wide
     doubters = torch.zeros(1, 4, 16, 16)
     doubters[:, :1, 4:8, 4:8] = 1  # one of four annotators marks the lesion, three mark nothing
     assert best_spread(probs, doubters, 0.5) == max(SPREADS)  # as many empty samples as it can give
+
+
+def test_an_even_count_puts_its_majority_threshold_at_the_centre_only_when_asked():
+    e = 2.718281828
+    symmetric = spread_thresholds(0.5, 1.5, 16)
+    assert symmetric[7] == pytest.approx(0.5 * e ** (-1.5 / 15))  # below 0.5: the mean mask marks more
+    shifted = spread_thresholds(0.5, 1.5, 16, majority_at_center=True)
+    assert shifted[7] == pytest.approx(0.5)  # ≥ 8 of 16 samples mark a pixel ⇔ the map ≥ 0.5 there
+    assert shifted.tolist() == pytest.approx([0.5 * e ** (1.5 * (k - 8) / 8) for k in range(1, 17)])
+    odd = spread_thresholds(0.5, 1.5, 5, majority_at_center=True)
+    assert torch.equal(odd, spread_thresholds(0.5, 1.5, 5))  # an odd count is symmetric already
+    assert spread_thresholds(0.4, 1.5, 1, majority_at_center=True).tolist() == pytest.approx([0.4])

@@ -48,3 +48,14 @@ def test_a_threshold_above_one_is_an_empty_sample_not_a_nan():
     assert not ensemble.probs.isnan().any()
     empty = ensemble.masks.sum(dim=(1, 2, 3, 4)) == 0
     assert empty.tolist() == [False] * 10 + [True] * 6  # 0.5·e^(3·q_k) > 1 for the six largest q_k
+
+
+def test_with_majority_at_threshold_the_mean_mask_is_the_map_at_one_half():
+    model, probs = _unet(1.5)
+    plain = model.sample(torch.zeros(2, 1, 16, 16), samples=16)
+    assert ((plain.masks.float().mean(0) >= 0.5) & (probs < 0.5)).any()  # a symmetric even set marks more
+    model.majority_at_threshold = True
+    ensemble = model.sample(torch.zeros(2, 1, 16, 16), samples=16)
+    # the majority of the samples marks a pixel exactly where the map does; float32 may move one edge pixel
+    assert ((ensemble.masks.float().mean(0) >= 0.5) != (probs >= 0.5)).sum() <= 1
+    assert build_model(load_config([*UNET, "model.majority_at_threshold=true"])).majority_at_threshold

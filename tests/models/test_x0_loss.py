@@ -1,6 +1,7 @@
 """The mask-space loss on the decoded x̂0, the prior stage and sampling from the prior."""
 
-from platform.build import build_model
+import math
+from platform.build import SAMPLING_ONLY, build_model
 from platform.config import load_config
 
 import pytest
@@ -143,3 +144,14 @@ def test_a_null_spread_samples_with_the_fitted_one_and_old_checkpoints_keep_thei
     assert model.start_spread == 0.5
     model.prior_tta = not model.prior_tta
     assert model.start_spread == 0.5
+
+
+def test_majority_at_threshold_puts_the_eighth_of_sixteen_start_thresholds_at_the_threshold():
+    overrides = [*TINY, "model.prior_threshold=0.4", "model.prior_threshold_spread=1.5"]
+    symmetric = build_model(load_config([*overrides, "model.majority_at_threshold=false"]))
+    assert symmetric.start_thresholds(16)[7] < 0.4  # the start masks' majority marks below the threshold
+    model = build_model(load_config([*overrides, "model.majority_at_threshold=true"]))
+    assert model.start_thresholds(16)[7] == pytest.approx(0.4)
+    assert model.start_thresholds(16).max() == pytest.approx(0.4 * math.exp(1.5))
+    assert torch.equal(model.start_thresholds(5), symmetric.start_thresholds(5))  # an odd count: unchanged
+    assert "model.majority_at_threshold" in SAMPLING_ONLY
