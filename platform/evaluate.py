@@ -10,8 +10,8 @@
 
 `model.guidance_scale=`, `model.prior_strength=`, `model.prior_threshold=`,
 `model.prior_threshold_spread=`, `model.tta=`, `model.binary_samples=`,
-`model.majority_at_threshold=` and (UNet) `model.threshold_spread=` change only how the trained run samples; such an evaluation goes to
-<run>/eval-<split>-<key>=<value>/, beside the plain one.
+`model.majority_at_threshold=` and (UNet) `model.threshold_spread=` change only how the trained
+run samples; such an evaluation goes to <run>/eval-<split>-<key>=<value>/, beside the plain one.
 `external=` evaluates every image of a folder in a supported layout (lidc_crops, folder_pairs,
 isic2018, cvc_clinicdb, ...), resized as `prepare` does and normalised with the run's training
 statistics, into <run>/eval-external-<folder name>/ (same files; `source` names each image's file).
