@@ -200,6 +200,8 @@ def _image_row(
         "nll": calibration.nll(),
         "foreground": float(consensus.float().mean()),
         "predicted_foreground": float(prediction.float().mean()),
+        # The image's presence score: its mask marks something exactly when this reaches 0.5.
+        "confidence_max": float(mean.max()),
         "mean_entropy": float(binary_entropy(mean).mean()),
         **{f"u_{name}": float(value.mean()) for name, value in maps.items()},
         **{f"score_{name}": value for name, value in scores.items()},

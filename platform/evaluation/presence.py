@@ -7,6 +7,7 @@ all four marked in every sample; `presence_error` (the registry) is the per-imag
 
 from __future__ import annotations
 
+import numpy as np
 import polars as pl
 
 COLUMNS = ("raters_marking", "images", "samples_marking", "mask_marks", "dice", "ece")
@@ -29,4 +30,19 @@ def presence_table(images: pl.DataFrame) -> pl.DataFrame:
         )
         .sort("raters_marking")
         .select(COLUMNS)
+    )
+
+
+def presence_gate(images: pl.DataFrame, threshold: float) -> pl.DataFrame:
+    """The per-image rows as if each mask were emptied unless the confidence map reaches
+    `threshold` somewhere (a slice-level presence decision above the pixels' 0.5): an emptied
+    image scores Dice 1 where the majority is empty and 0 where it is not. Only `dice`,
+    `predicted_foreground` and a boolean `gated` column change."""
+    marked = images["predicted_foreground"].to_numpy() > 0
+    gated = marked & (images["confidence_max"].to_numpy() < threshold)
+    consensus = images["foreground"].to_numpy() > 0
+    dice = np.where(gated, np.where(consensus, 0.0, 1.0), images["dice"].to_numpy())
+    foreground = np.where(gated, 0.0, images["predicted_foreground"].to_numpy())
+    return images.with_columns(
+        pl.Series("dice", dice), pl.Series("predicted_foreground", foreground), pl.Series("gated", gated)
     )

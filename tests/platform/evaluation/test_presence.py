@@ -1,7 +1,7 @@
 """Lesion presence: the share of samples marking anything against the share of annotators, by hand."""
 
 from platform.evaluation.ensembles import EvaluationSettings, evaluate_ensembles
-from platform.evaluation.presence import presence_table
+from platform.evaluation.presence import presence_gate, presence_table
 
 import polars as pl
 import pytest
@@ -65,3 +65,17 @@ def test_presence_error_and_table_by_hand(batch):
 def test_presence_table_of_an_evaluation_made_before_the_columns_is_empty():
     old = pl.DataFrame({"id": ["a"], "dice": [0.5], "ece": [0.01], "predicted_foreground": [0.1]})
     assert presence_table(old).is_empty()
+
+
+def test_presence_gate_empties_the_masks_below_its_threshold_by_hand():
+    settings = EvaluationSettings(samples=4, steps=1)
+    images = evaluate_ensembles(_Marking(), _Split(), list("abcd"), settings).images
+    assert images["confidence_max"].to_list() == [1.0, 0.5, 0.25, 0.0]
+    assert presence_gate(images, 0.5)["dice"].to_list() == pytest.approx(images["dice"].to_list())
+    gated = presence_gate(images, 0.75)
+    # image 1 (two samples of four, one rater of four: majority empty) is emptied: Dice 0 -> 1
+    assert gated["gated"].to_list() == [False, True, False, False]
+    assert gated["dice"].to_list() == pytest.approx([2 / 10, 1.0, 1.0, 1.0])
+    assert gated["predicted_foreground"].to_list()[1] == 0.0
+    # above every image's confidence, image 0 (majority marks, Dice 2/10) scores 0
+    assert presence_gate(images, 1.01)["dice"].to_list() == pytest.approx([0.0, 1.0, 1.0, 1.0])
