@@ -7,8 +7,9 @@ is kept only where the confidence map reaches τ > 0.5 somewhere (`presence_gate
 those of the 0.5 mask. Per run and τ (k/16: the latent model's shares of 16 samples) this prints
 the slices emptied, how many of them had a non-empty consensus, and the two Dice figures; then,
 per side, the mean change and the AUC of the confidence maximum separating the marked slices
-whose consensus is non-empty from the rest. Each run is sampled as `platform.evaluate` samples it
-(16 masks, 20 DDIM steps, seed 0). Usage:
+whose consensus is non-empty from the rest. A run's `eval-<split>/images.parquet` is read when it
+has `confidence_max`; otherwise the run is sampled as `platform.evaluate` samples it (16 masks,
+20 DDIM steps, seed 0), the same masks. Usage:
 
   python -m bench.presence_gate 'runs/lidc-unet-seed*' 'runs/lidc-medseglatdiff-f4c4-concat-seed*' [--split val]"""
 
@@ -19,14 +20,14 @@ from pathlib import Path
 from platform.config import load_run_config
 from platform.evaluation.ensembles import EvaluationSettings
 from platform.evaluation.presence import presence_gate
-from platform.evaluation.run_pairs import expand_runs
+from platform.evaluation.run_pairs import evaluation_folder, expand_runs
 from platform.evaluation.runs import evaluate_checkpoint
 
 import numpy as np
 import polars as pl
 import torch
 
-GATES = tuple(k / 16 for k in range(8, 14))
+GATES = tuple(k / 16 for k in range(9, 14))  # above 0.5, where the mask itself decides
 COST = 0.005  # the detection a gate may cost: half the issue's margin
 
 
@@ -48,18 +49,26 @@ def presence_auc(images: pl.DataFrame) -> float:
     return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
 
 
+def evaluated(run: Path, split: str) -> pl.DataFrame:
+    """The run's per-image rows: its evaluation's, or sampled now when that predates `confidence_max`."""
+    saved = evaluation_folder(run, split) / "images.parquet"
+    if saved.is_file() and "confidence_max" in pl.read_parquet_schema(saved):
+        return pl.read_parquet(saved)
+    config = load_run_config(run / "config.yaml")
+    torch.set_num_threads(config.train.threads)
+    settings = EvaluationSettings(samples=16, steps=20, uncertainty_threshold=0.5)
+    return evaluate_checkpoint(config, run, split, settings)[0].images
+
+
 def side(runs: list[Path], split: str) -> tuple[np.ndarray, list[float]]:
     """Per run and gate: Δdice_nonempty and ΔDice against the plain 0.5 mask; per run the AUC."""
     changes, aucs = [], []
     for run in runs:
-        config = load_run_config(run / "config.yaml")
-        torch.set_num_threads(config.train.threads)
-        settings = EvaluationSettings(samples=16, steps=20, uncertainty_threshold=0.5)
-        images = evaluate_checkpoint(config, run, split, settings)[0].images
+        images = evaluated(run, split)
         base = scores(images)
         rows = []
         print(f"{run}  dice_nonempty {base[0]:.3f}  Dice {base[1]:.3f}")
-        for gate in GATES[1:]:
+        for gate in GATES:
             gated = presence_gate(images, gate)
             value = scores(gated)
             emptied = gated.filter(pl.col("gated"))
@@ -86,13 +95,12 @@ def main() -> None:
     for name, (changes, aucs) in sides.items():
         mean = changes.mean(0)  # gates × (Δdne, ΔDice)
         print(f"{name} ({len(aucs)} runs), mean change by gate:")
-        for gate, (dne, overall) in zip(GATES[1:], mean, strict=True):
+        for gate, (dne, overall) in zip(GATES, mean, strict=True):
             print(f"  τ {gate:.4f}: dice_nonempty {dne:+.4f}  Dice {overall:+.4f}")
-        affordable = [i for i in range(len(mean)) if mean[i, 0] >= -COST]
-        best = max(affordable, key=lambda i: mean[i, 1], default=None)
-        result[f"{name}_gate"] = GATES[1:][best] if best is not None else 0.5
-        result[f"{name}_dice_gain"] = float(mean[best, 1]) if best is not None else 0.0
-        result[f"{name}_dne_cost"] = float(mean[best, 0]) if best is not None else 0.0
+        # no gate (0.5, no change) competes too, so a side whose every gate costs too much keeps it
+        options = [(0.5, 0.0, 0.0)] + [(g, dne, d) for g, (dne, d) in zip(GATES, mean, strict=True) if dne >= -COST]
+        gate, cost, gain = max(options, key=lambda option: option[2])
+        result |= {f"{name}_gate": gate, f"{name}_dice_gain": gain, f"{name}_dne_cost": cost}
         result[f"{name}_auc"] = float(np.nanmean(aucs))
     print(f"(the best gate per side whose mean dice_nonempty cost is at most {COST})")
     print("RESULT " + " ".join(f"{k}={v:.4f}" for k, v in result.items()))
