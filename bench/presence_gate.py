@@ -20,7 +20,7 @@ from pathlib import Path
 from platform.config import load_run_config
 from platform.evaluation.ensembles import EvaluationSettings
 from platform.evaluation.presence import presence_gate
-from platform.evaluation.run_pairs import evaluation_folder, expand_runs
+from platform.evaluation.run_pairs import evaluated_images, evaluation_folder, expand_runs
 from platform.evaluation.runs import evaluate_checkpoint
 
 import numpy as np
@@ -51,9 +51,10 @@ def presence_auc(images: pl.DataFrame) -> float:
 
 def evaluated(run: Path, split: str) -> pl.DataFrame:
     """The run's per-image rows: its evaluation's, or sampled now when that predates `confidence_max`."""
-    saved = evaluation_folder(run, split) / "images.parquet"
-    if saved.is_file() and "confidence_max" in pl.read_parquet_schema(saved):
-        return pl.read_parquet(saved)
+    if (evaluation_folder(run, split) / "images.parquet").is_file():
+        images = evaluated_images(run, split)
+        if "confidence_max" in images.columns:
+            return images
     config = load_run_config(run / "config.yaml")
     torch.set_num_threads(config.train.threads)
     settings = EvaluationSettings(samples=16, steps=20, uncertainty_threshold=0.5)
