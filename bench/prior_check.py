@@ -1,13 +1,18 @@
 """Where a trained MedSegLatDiff's detection comes from: its prior, the threshold, the autoencoder.
 
-Prints `dice_nonempty` (Dice vs the majority vote on slices whose majority is not empty) on one
-split for: the prior's probability map thresholded at 0.5 / 0.4 / 0.3, the prior's mask at the
-run's start threshold (model.prior_threshold, or the one fitted on training images) passed
-through the mask autoencoder (the start of sampling), and the autoencoder's reconstruction of
-the consensus itself (the codec's ceiling). Compare with the sampled masks' `dice_nonempty` from
-`platform.evaluate`. Usage:
+Prints `dice_nonempty` (Dice vs the majority vote on slices whose majority is not empty) and
+overall Dice on one split for: the prior's probability map thresholded at each of `--thresholds`,
+the prior's mask at the run's start threshold (model.prior_threshold, or the one fitted on training
+images) passed through the mask autoencoder (the start of sampling), and the autoencoder's
+reconstruction of the consensus itself (the codec's ceiling). `--tta`: the prior's map averaged
+over the 8 flips and 90° rotations, as sampling with `model.tta` makes it (the default one-view map
+is what earlier sections of BENCHMARKS.md scored). `--unet RUN`: the same thresholds on a UNet
+run's map (with `--tta`, averaged likewise), the baseline of the same seed. Compare with the sampled
+masks' figures from `platform.evaluate`. Usage:
 
-  python -m bench.prior_check runs/bench-quality/lidc-ldm [--split val]"""
+  python -m bench.prior_check runs/bench-quality/lidc-ldm [--split val]
+  python -m bench.prior_check runs/lidc-medseglatdiff-f4c4-concat-seed0 --tta --thresholds 0.5,0.45 \
+      --unet runs/lidc-unet-seed0"""
 
 from __future__ import annotations
 
@@ -22,11 +27,21 @@ from platform.metrics import dice, majority_vote
 import torch
 
 
+def thresholds(text: str) -> list[float]:
+    values = [float(part) for part in text.split(",")]
+    if not all(0.0 < v < 1.0 for v in values):
+        raise argparse.ArgumentTypeError(f"thresholds must lie in (0, 1), got {text}")
+    return values
+
+
 @torch.no_grad()
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run", type=Path)
     parser.add_argument("--split", default="val")
+    parser.add_argument("--tta", action="store_true", help="average the maps over the 8 dihedral views")
+    parser.add_argument("--thresholds", type=thresholds, default=[0.5, 0.4, 0.3])
+    parser.add_argument("--unet", type=Path, help="a UNet run whose map is scored at the same thresholds")
     args = parser.parse_args()
     torch.set_num_threads(2)
     config = load_run_config(args.run / "config.yaml")
@@ -36,21 +51,33 @@ def main() -> None:
     consensus = majority_vote(torch.from_numpy(split.masks.copy()).float())[:, 0].float()
     nonempty = consensus.flatten(1).sum(1) > 0
 
-    def batched(fn, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([fn(x[i : i + 32]) for i in range(0, len(x), 32)])
+    def probabilities(network: torch.nn.Module) -> torch.Tensor:  # N×H×W
+        network.eval()
+        return torch.cat([network.probability_map(images[i : i + 32], args.tta) for i in range(0, len(images), 32)])[
+            :, 0
+        ]
 
     def through_codec(masks: torch.Tensor) -> torch.Tensor:  # N×H×W
         return round_trip(model.codec, masks[:, None])[:, 0]
 
-    probs = batched(lambda x: torch.sigmoid(model.prior(x)), images)[:, 0]
-    rows = {f"prior >= {t}": (probs >= t).float() for t in (0.5, 0.4, 0.3)}
-    rows[f"autoencoder(prior >= {model.start_threshold:.2f})"] = through_codec((probs >= model.start_threshold).float())
+    probs = probabilities(model.prior)
+    rows = {f"prior >= {t}": (probs >= t).float() for t in args.thresholds}
+    start = model.start_threshold
+    rows[f"autoencoder(prior >= {start:.2f})"] = through_codec((probs >= start).float())
     rows["autoencoder(consensus)"] = through_codec(consensus)
-    scores = {name: float(dice(mask, consensus)[nonempty].mean()) for name, mask in rows.items()}
-    for name, value in scores.items():
-        print(f"{name:32s} dice_nonempty {value:.3f}")
-    keys = ["prior_ge_0.5", "prior_ge_0.4", "prior_ge_0.3", "start_mask", "codec_ceiling"]
-    print("RESULT " + " ".join(f"{k}={v:.4f}" for k, v in zip(keys, scores.values(), strict=True)))
+    keys = [f"prior_ge_{t}" for t in args.thresholds] + ["start_mask", "codec_ceiling"]
+    if args.unet is not None:
+        unet, _ = load_trained(args.unet, load_run_config(args.unet / "config.yaml"))
+        unet_probs = probabilities(unet)
+        rows.update({f"UNet >= {t}": (unet_probs >= t).float() for t in args.thresholds})
+        keys += [f"unet_ge_{t}" for t in args.thresholds]
+    results = []
+    for name, mask in rows.items():
+        per_image = dice(mask, consensus)
+        results.append((float(per_image[nonempty].mean()), float(per_image.mean())))
+        print(f"{name:32s} dice_nonempty {results[-1][0]:.3f}  Dice {results[-1][1]:.3f}")
+    pairs = zip(keys, results, strict=True)
+    print("RESULT " + " ".join(f"{k}={dne:.4f} {k}_dice={d:.4f}" for k, (dne, d) in pairs))
 
 
 if __name__ == "__main__":
