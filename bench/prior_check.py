@@ -61,23 +61,21 @@ def main() -> None:
         return round_trip(model.codec, masks[:, None])[:, 0]
 
     probs = probabilities(model.prior)
-    rows = {f"prior >= {t}": (probs >= t).float() for t in args.thresholds}
     start = model.start_threshold
-    rows[f"autoencoder(prior >= {start:.2f})"] = through_codec((probs >= start).float())
-    rows["autoencoder(consensus)"] = through_codec(consensus)
-    keys = [f"prior_ge_{t}" for t in args.thresholds] + ["start_mask", "codec_ceiling"]
+    rows = [(f"prior_ge_{t}", f"prior >= {t}", (probs >= t).float()) for t in args.thresholds]
+    rows.append(("start_mask", f"autoencoder(prior >= {start:.2f})", through_codec((probs >= start).float())))
+    rows.append(("codec_ceiling", "autoencoder(consensus)", through_codec(consensus)))
     if args.unet is not None:
         unet, _ = load_trained(args.unet, load_run_config(args.unet / "config.yaml"))
         unet_probs = probabilities(unet)
-        rows.update({f"UNet >= {t}": (unet_probs >= t).float() for t in args.thresholds})
-        keys += [f"unet_ge_{t}" for t in args.thresholds]
+        rows += [(f"unet_ge_{t}", f"UNet >= {t}", (unet_probs >= t).float()) for t in args.thresholds]
     results = []
-    for name, mask in rows.items():
+    for key, label, mask in rows:
         per_image = dice(mask, consensus)
-        results.append((float(per_image[nonempty].mean()), float(per_image.mean())))
-        print(f"{name:32s} dice_nonempty {results[-1][0]:.3f}  Dice {results[-1][1]:.3f}")
-    pairs = zip(keys, results, strict=True)
-    print("RESULT " + " ".join(f"{k}={dne:.4f} {k}_dice={d:.4f}" for k, (dne, d) in pairs))
+        dne, overall = float(per_image[nonempty].mean()), float(per_image.mean())
+        print(f"{label:32s} dice_nonempty {dne:.3f}  Dice {overall:.3f}")
+        results.append(f"{key}={dne:.4f} {key}_dice={overall:.4f}")
+    print("RESULT " + " ".join(results))
 
 
 if __name__ == "__main__":
