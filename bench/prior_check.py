@@ -51,11 +51,9 @@ def main() -> None:
     consensus = majority_vote(torch.from_numpy(split.masks.copy()).float())[:, 0].float()
     nonempty = consensus.flatten(1).sum(1) > 0
 
-    def probabilities(network: torch.nn.Module) -> torch.Tensor:  # N×H×W
-        network.eval()
-        return torch.cat([network.probability_map(images[i : i + 32], args.tta) for i in range(0, len(images), 32)])[
-            :, 0
-        ]
+    def probabilities(network: torch.nn.Module) -> torch.Tensor:  # N×H×W; load_trained gave eval mode
+        maps = [network.probability_map(images[i : i + 32], args.tta) for i in range(0, len(images), 32)]
+        return torch.cat(maps)[:, 0]
 
     def through_codec(masks: torch.Tensor) -> torch.Tensor:  # N×H×W
         return round_trip(model.codec, masks[:, None])[:, 0]
