@@ -100,25 +100,28 @@ PROBE_STEPS = 40
 REPORT = ("dice_nonempty", "dice", "iou", "ged", "hm_iou", "ece", "ece_border", "brier", "brier_soft")
 
 
-def seconds_per_step(dataset: str, overrides: list[str]) -> tuple[dict[str, float], float]:
-    """Wall seconds per step of each stage's step key, and the run's fixed seconds: the faster of two
-    short probe runs (`PROBE_STEPS` per stage).
+def seconds_per_step(
+    dataset: str, overrides: list[str], probes: int = 2, steps: int = PROBE_STEPS, base: list[str] = BASE
+) -> tuple[dict[str, float], float]:
+    """Wall seconds per step of each stage's step key, and the run's fixed seconds: the faster of
+    `probes` short probe runs (`steps` per stage).
 
-    Per step: the median wall time of the 5-step intervals between logged steps from step 10 on,
-    checkpoint writes, batch drawing and augmentation included (images_per_s leaves the writes out,
-    and the first benchmark gave the UNet 733 s of a 600 s budget). Fixed: what the run spends
+    Per step: the median wall time per step of the intervals between logged steps, the first left
+    out, checkpoint writes, batch drawing and augmentation included (images_per_s leaves the writes
+    out, and the first benchmark gave the UNet 733 s of a 600 s budget). Fixed: what the run spends
     outside its steps (fitting the latent scale and the threshold, the final quick validation), the
     probe's total minus its steps. Two probes, the faster kept per key: one probe of 30 steps, slowed
     by something passing, once gave the latent model 507 s of a 600 s budget while the UNet got 597."""
-    probes = [_probe(dataset, overrides) for _ in range(2)]
-    per_step = {key: min(p[0][key] for p in probes) for key in probes[0][0]}
-    return per_step, min(p[1] for p in probes)
+    runs = [probe(dataset, overrides, steps, base) for _ in range(probes)]
+    per_step = {key: min(p[0][key] for p in runs) for key in runs[0][0]}
+    return per_step, min(p[1] for p in runs)
 
 
-def _probe(dataset: str, overrides: list[str]) -> tuple[dict[str, float], float]:
-    steps = [f"train.{key}={PROBE_STEPS}" for key in ("ae_steps", "prior_steps", "diffusion_steps")]
+def probe(dataset: str, overrides: list[str], steps: int, base: list[str]) -> tuple[dict[str, float], float]:
+    """One probe run of `steps` per stage: seconds per step of each step key, and the fixed seconds."""
+    budget = [f"train.{key}={steps}" for key in ("ae_steps", "prior_steps", "diffusion_steps")]
     config = load_config(
-        [f"data={dataset}", *BASE, *overrides, *steps, f"train.runs_dir={RUNS}", "train.run_name=probe"]
+        [f"data={dataset}", *base, *overrides, *budget, f"train.runs_dir={RUNS}", "train.run_name=probe"]
     )
     shutil.rmtree(RUNS / "probe", ignore_errors=True)
     stamps: dict[tuple[str, int], float] = {}
@@ -126,12 +129,14 @@ def _probe(dataset: str, overrides: list[str]) -> tuple[dict[str, float], float]
         config, Console(quiet=True), lambda stage, step: stamps.setdefault((stage, step), time.perf_counter())
     )
     # A stage may sum several step keys (the UNet's: ae_steps + diffusion_steps), so it ran its own count
-    last = {stage: max(s for st, s in stamps if st == stage) for stage, _ in stamps}
-    per_step = {  # the median 5-step interval: one slow interval (a first allocation) must not set the budget
-        STAGE_KEY[stage]: statistics.median(stamps[stage, s + 5] - stamps[stage, s] for s in range(10, end, 5)) / 5
-        for stage, end in last.items()
+    logged = {stage: sorted(s for st, s in stamps if st == stage) for stage, _ in stamps}
+    per_step = {  # the median interval: one slow interval (a first allocation) must not set the budget
+        STAGE_KEY[stage]: statistics.median(
+            (stamps[stage, b] - stamps[stage, a]) / (b - a) for a, b in zip(done[1:], done[2:], strict=False)
+        )
+        for stage, done in logged.items()
     }
-    stepping = sum(end * per_step[STAGE_KEY[stage]] for stage, end in last.items())
+    stepping = sum(done[-1] * per_step[STAGE_KEY[stage]] for stage, done in logged.items())
     return per_step, max(0.0, summary["train_seconds"] - stepping)
 
 
