@@ -47,7 +47,7 @@ def test_bad_config_names_the_key(overrides, names):
 
 def test_budget_files_give_each_dataset_and_model_its_ten_minute_steps():
     ldm, unet = load_config().train, load_config(["model=unet"]).train
-    assert (ldm.ae_steps, ldm.prior_steps, ldm.diffusion_steps) == (1440, 6370, 30)  # conf/budget/lidc_medseglatdiff
+    assert (ldm.ae_steps, ldm.prior_steps, ldm.diffusion_steps) == (1440, 5800, 30)  # conf/budget/lidc_medseglatdiff
     assert (unet.ae_steps, unet.diffusion_steps) == (0, 7600)  # the segmenter's steps are their sum
     assert load_config(["model=unet", "train.diffusion_steps=7"]).train.diffusion_steps == 7  # the command line wins
     plain = load_config(["data=synthetic"]).train  # no budget file: train/default.yaml
