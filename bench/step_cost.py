@@ -31,6 +31,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--steps", type=int, default=100, help="steps per stage and probe")
     args = parser.parse_args()
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: at least 1")
     log_every = load_config(["data=lidc"]).train.log_every
     if args.steps < 3 * log_every:  # the first interval is left out and a median needs two
         parser.error(f"--steps {args.steps}: at least {3 * log_every} (three of train.log_every={log_every})")
