@@ -115,9 +115,12 @@ def seconds_per_step(
     outside its steps (fitting the latent scale and the threshold, the final quick validation), the
     probe's total minus its steps. Two probes, the faster kept per key: one probe of 30 steps, slowed
     by something passing, once gave the latent model 507 s of a 600 s budget while the UNet got 597."""
-    runs = [probe(dataset, overrides, steps, base) for _ in range(probes)]
-    per_step = {key: min(p[0][key] for p in runs) for key in runs[0][0]}
-    return per_step, min(p[1] for p in runs)
+    return fastest([probe(dataset, overrides, steps, base) for _ in range(probes)])
+
+
+def fastest(runs: list[tuple[dict[str, float], float]]) -> tuple[dict[str, float], float]:
+    """Of several probes' (seconds per step by key, fixed seconds), the smallest of each."""
+    return {key: min(p[0][key] for p in runs) for key in runs[0][0]}, min(p[1] for p in runs)
 
 
 def probe(dataset: str, overrides: list[str], steps: int, base: list[str]) -> tuple[dict[str, float], float]:

@@ -20,7 +20,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from bench.quality import probe
+from bench.quality import fastest, probe
 
 BASE = ["train.threads=2"]  # the shipped log_every and quick validation, unlike bench.quality's probes
 MODELS = {"latent model": ["model=medseglatdiff"], "UNet": ["model=unet"]}
@@ -33,7 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.rounds < 1:
         parser.error(f"--rounds {args.rounds}: at least 1")
-    log_every = load_config(["data=lidc"]).train.log_every
+    budget = {name: load_config(["data=lidc", *overrides]).train for name, overrides in MODELS.items()}
+    log_every = budget["latent model"].log_every
     if args.steps < 3 * log_every:  # the first interval is left out and a median needs two
         parser.error(f"--steps {args.steps}: at least {3 * log_every} (three of train.log_every={log_every})")
     torch.set_num_threads(2)
@@ -41,11 +42,7 @@ def main() -> None:
     for _ in range(args.rounds):  # alternating, so a slow spell of the machine hits both models
         for name, overrides in MODELS.items():
             probes[name].append(probe("lidc", overrides, args.steps, BASE))
-    cost = {
-        name: ({k: min(p[0][k] for p in runs) for k in runs[0][0]}, min(p[1] for p in runs))
-        for name, runs in probes.items()
-    }
-    budget = {name: load_config(["data=lidc", *overrides]).train for name, overrides in MODELS.items()}
+    cost = {name: fastest(runs) for name, runs in probes.items()}
 
     ldm_per_step, ldm_fixed = cost["latent model"]
     ldm = budget["latent model"]
